@@ -1,5 +1,7 @@
 """sagemaker-async: an asyncio-native client for Amazon SageMaker Asynchronous Inference."""
 
+from ._client import AsyncInferenceClient
+from ._models import AsyncInvocation, InferenceResult
 from ._version import __version__
 from .errors import (
     AccessDeniedError,
@@ -18,7 +20,10 @@ from .errors import (
 
 __all__ = [
     "AccessDeniedError",
+    "AsyncInferenceClient",
+    "AsyncInvocation",
     "InferenceFailedError",
+    "InferenceResult",
     "InternalFailure",
     "NoCredentialsError",
     "ParamValidationError",
@@ -31,3 +36,8 @@ __all__ = [
     "WaitTimeoutError",
     "__version__",
 ]
+
+# Reprs and tracebacks should name the public path, as httpx does.
+for _name in ("AsyncInferenceClient", "AsyncInvocation", "InferenceResult"):
+    globals()[_name].__module__ = __name__
+del _name

@@ -92,8 +92,10 @@ class ServiceError(SageMakerAsyncError):
 
     def __reduce__(self) -> tuple[object, ...]:
         # Keyword-only fields must survive pickling (multiprocessing, task queues).
-        return (_rebuild_service_error, (type(self), self.message, self.code,
-                                         self.status_code, self.request_id))
+        return (
+            _rebuild_service_error,
+            (type(self), self.message, self.code, self.status_code, self.request_id),
+        )
 
 
 def _rebuild_service_error(

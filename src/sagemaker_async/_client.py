@@ -1,0 +1,454 @@
+"""The asyncio client: a thin loop of I/O around the pure request and response code.
+
+Everything that can be done once is done in the constructor (settings, endpoint, signer,
+user agent, timeouts); a call validates, signs with a cached key, sends through one seam
+(the transport) and parses. The retry loop is shared by every operation, runtime and S3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import platform
+import time
+import uuid
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from ._config import resolve_settings
+from ._credentials import CredentialProvider, make_provider
+from ._endpoints import check_custom_endpoint_flags, configured_endpoint_url, resolve_runtime_url
+from ._models import AsyncInvocation
+from ._params import InvokeParams, validate_invoke
+from ._protocol import invoke_headers, invoke_path, parse_error, parse_invoke_response
+from ._retry import RetryPolicy, retry_after_seconds
+from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
+from ._version import __version__
+from .errors import ParamValidationError, ServiceError, TransportError
+
+__all__ = ["AsyncInferenceClient"]
+
+logger = logging.getLogger("sagemaker_async")
+
+_EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+_URL_CACHE_SIZE = 1024
+
+# A request body: bytes, or a factory of a fresh async stream for each attempt (an upload
+# from a file must be re-read from the start when it is retried).
+Content = bytes | Callable[[], AsyncIterable[bytes]]
+
+
+def _header_value(value: str) -> str | bytes:
+    # httpx encodes str header values as ASCII; botocore sends non-ASCII (an S3 key in
+    # InputLocation) as UTF-8, and signs the same UTF-8 bytes.
+    return value if value.isascii() else value.encode("utf-8")
+
+
+class AsyncInferenceClient:
+    """An asyncio client for SageMaker Asynchronous Inference (and the S3 around it)."""
+
+    def __init__(
+        self,
+        region_name: str | None = None,
+        *,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        profile_name: str | None = None,
+        credentials: Any = None,
+        endpoint_url: str | None = None,
+        s3_endpoint_url: str | None = None,
+        use_fips_endpoint: bool = False,
+        use_dualstack_endpoint: bool = False,
+        timeout: float = 60.0,
+        max_attempts: int | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        env: Mapping[str, str] = os.environ
+        if http_client is not None and transport is not None:
+            raise ParamValidationError("pass http_client or transport, not both", param="transport")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ParamValidationError(
+                f"timeout must be a positive number of seconds, got {timeout!r}", param="timeout"
+            )
+        settings = resolve_settings(
+            region_name=region_name,
+            profile_name=profile_name,
+            max_attempts=max_attempts,
+            use_fips_endpoint=use_fips_endpoint,
+            use_dualstack_endpoint=use_dualstack_endpoint,
+            env=env,
+        )
+        self._region = settings.region
+        self._use_fips = settings.use_fips
+        self._use_dualstack = settings.use_dualstack
+
+        runtime_url = configured_endpoint_url(
+            endpoint_url, env, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
+        )
+        check_custom_endpoint_flags(
+            runtime_url,
+            use_fips=self._use_fips,
+            use_dualstack=self._use_dualstack,
+            param="endpoint_url",
+        )
+        if runtime_url is None:
+            runtime_url = resolve_runtime_url(
+                self._region, use_fips=self._use_fips, use_dualstack=self._use_dualstack
+            )
+        self._runtime_base = httpx.URL(runtime_url)
+        self._runtime_prefix = self._runtime_base.raw_path.decode("ascii").rstrip("/")
+        self._runtime_host = self._runtime_base.netloc.decode("ascii")
+        self._s3_endpoint_url = configured_endpoint_url(s3_endpoint_url, env, "AWS_ENDPOINT_URL_S3")
+        check_custom_endpoint_flags(
+            self._s3_endpoint_url,
+            use_fips=self._use_fips,
+            use_dualstack=self._use_dualstack,
+            param="s3_endpoint_url",
+        )
+
+        self._credentials: CredentialProvider = make_provider(
+            aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key,
+            aws_session_token=aws_session_token,
+            credentials=credentials,
+            profile_name=profile_name,
+            env=env,
+        )
+        self._signer = SigV4Signer(self._region, "sagemaker")
+        self._retry = RetryPolicy(settings.max_attempts)
+        self._timeout = httpx.Timeout(timeout)
+        self._extensions: dict[str, Any] = {"timeout": self._timeout.as_dict()}
+        self._user_agent = (
+            f"sagemaker-async/{__version__} python/{platform.python_version()} "
+            f"httpx/{httpx.__version__}"
+        )
+        self._url_cache: dict[str, httpx.URL] = {}
+
+        self._http_client = http_client
+        self._transport = transport
+        self._owned: httpx.AsyncBaseTransport | httpx.AsyncClient | None = None
+        self._closed = False
+        # Seams for tests: the wall clock used in signatures, and the backoff sleep.
+        self._clock: Callable[[], float] = time.time
+        self._sleep: Callable[[float], Any] = asyncio.sleep
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncInferenceClient(region_name={self._region!r}, "
+            f"endpoint_url={str(self._runtime_base)!r}, credentials={self._credentials.source!r})"
+        )
+
+    @property
+    def region_name(self) -> str:
+        return self._region
+
+    @property
+    def endpoint_url(self) -> str:
+        return str(self._runtime_base)
+
+    @property
+    def max_attempts(self) -> int:
+        return self._retry.max_attempts
+
+    async def __aenter__(self) -> AsyncInferenceClient:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections this client opened; a shared http_client is left open."""
+        self._closed = True
+        owned, self._owned = self._owned, None
+        if isinstance(owned, httpx.AsyncClient) or owned is not None:
+            await owned.aclose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(
+                "This AsyncInferenceClient is closed; create a new one to send more requests."
+            )
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _default_transport(self) -> httpx.AsyncBaseTransport | httpx.AsyncClient:
+        """The pool this client owns, built on first use."""
+        if self._owned is None:
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+            self._owned = httpx.AsyncHTTPTransport(limits=limits)
+        return self._owned
+
+    async def _send_once(self, request: httpx.Request) -> httpx.Response:
+        """Send through the one seam and read the whole body."""
+        if self._http_client is not None:
+            return await self._http_client.send(request)
+        sender = self._transport or self._default_transport()
+        if isinstance(sender, httpx.AsyncClient):
+            return await sender.send(request)
+        response = await sender.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    def _url(self, base: httpx.URL, prefix: str, path: str) -> httpx.URL:
+        cache_key = f"{base}\x00{path}"
+        url = self._url_cache.get(cache_key)
+        if url is None:
+            if len(self._url_cache) >= _URL_CACHE_SIZE:
+                self._url_cache.clear()
+            url = base.copy_with(raw_path=(prefix + path).encode("ascii"))
+            self._url_cache[cache_key] = url
+        return url
+
+    async def _send(
+        self,
+        *,
+        operation: str,
+        method: str,
+        url: httpx.URL,
+        host: str,
+        headers: Iterable[tuple[str, str]],
+        content: Content,
+        payload_hash: str,
+        signer: SigV4Signer,
+        parse_failure: Callable[[httpx.Response], ServiceError],
+        accept: Callable[[int], bool] = lambda status: 200 <= status < 300,
+        log_fields: str = "",
+    ) -> httpx.Response:
+        """Sign and send one operation, with standard-mode retries.
+
+        Returns the first response whose status ``accept``s; raises the parsed
+        ``ServiceError`` or a ``TransportError`` once retries are exhausted.
+        """
+        self._check_open()
+        headers = list(headers)
+        path = url.raw_path.decode("ascii").partition("?")[0]
+        query = url.query.decode("ascii")
+        credentials = await self._credentials.get()
+        invocation_id = str(uuid.uuid4())
+        retry = self._retry
+        max_attempts = retry.max_attempts
+        spent = 0
+        refreshed = False
+        attempt = 1
+        debug = logger.isEnabledFor(logging.DEBUG)
+        while True:
+            request = self._signed_request(
+                method,
+                url,
+                host,
+                path,
+                query,
+                headers,
+                content,
+                payload_hash,
+                signer,
+                credentials,
+                invocation_id,
+                attempt,
+                max_attempts,
+            )
+            started = time.perf_counter()
+            try:
+                response = await self._send_once(request)
+            except httpx.TransportError as exc:
+                decision = retry.classify_exception(exc)
+                if debug:
+                    logger.debug(
+                        "%s%s attempt=%d/%d error=%s elapsed=%.1fms",
+                        operation,
+                        log_fields,
+                        attempt,
+                        max_attempts,
+                        type(exc).__name__,
+                        (time.perf_counter() - started) * 1000,
+                    )
+                cost = (
+                    retry.quota.acquire(timeout=decision.timeout)
+                    if (decision.retry and attempt < max_attempts)
+                    else 0
+                )
+                if not cost:
+                    raise TransportError(
+                        f"{operation} to {url.host} failed after {attempt} attempt(s): "
+                        f"{type(exc).__name__}: {exc}",
+                        attempts=attempt,
+                    ) from exc
+                spent += cost
+                await self._sleep(retry.backoff(attempt, throttled=False))
+                attempt += 1
+                continue
+            status = response.status_code
+            if debug:
+                logger.debug(
+                    "%s%s attempt=%d/%d status=%d request_id=%s elapsed=%.1fms",
+                    operation,
+                    log_fields,
+                    attempt,
+                    max_attempts,
+                    status,
+                    response.headers.get("x-amzn-requestid")
+                    or response.headers.get("x-amz-request-id"),
+                    (time.perf_counter() - started) * 1000,
+                )
+            if accept(status):
+                retry.quota.on_success(spent)
+                return response
+            error = parse_failure(response)
+            if error.code in _EXPIRED_CODES and not refreshed:
+                # One refresh and one more try, outside the retry budget: the credentials,
+                # not the service, were at fault.
+                refreshed = True
+                fresh = await self._credentials.refresh(credentials)
+                if fresh is not None:
+                    credentials = fresh
+                    continue
+            decision = retry.classify_error(error)
+            cost = (
+                retry.quota.acquire(timeout=False)
+                if (decision.retry and attempt < max_attempts)
+                else 0
+            )
+            if not cost:
+                raise error
+            spent += cost
+            await self._sleep(
+                retry.backoff(
+                    attempt,
+                    throttled=decision.throttled,
+                    retry_after=retry_after_seconds(response.headers),
+                )
+            )
+            attempt += 1
+
+    def _signed_request(
+        self,
+        method: str,
+        url: httpx.URL,
+        host: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        content: Content,
+        payload_hash: str,
+        signer: SigV4Signer,
+        credentials: FrozenCredentials,
+        invocation_id: str,
+        attempt: int,
+        max_attempts: int,
+    ) -> httpx.Request:
+        """One attempt's request: botocore's headers, in botocore's order, freshly signed."""
+        amz_date = format_amz_date(self._clock())
+        token = credentials.token
+        signed = [("host", host), ("x-amz-date", amz_date), *headers]
+        if token:
+            signed.append(("x-amz-security-token", token))
+        authorization = signer.authorization(
+            method=method,
+            path=path,
+            query=query,
+            headers=signed,
+            payload_hash=payload_hash,
+            credentials=credentials,
+            amz_date=amz_date,
+        )
+        wire: list[tuple[str, str | bytes]] = [(n, _header_value(v)) for n, v in headers]
+        wire.append(("User-Agent", self._user_agent))
+        wire.append(("X-Amz-Date", amz_date))
+        if token:
+            wire.append(("X-Amz-Security-Token", token))
+        wire.append(("Authorization", authorization))
+        wire.append(("amz-sdk-invocation-id", invocation_id))
+        wire.append(("amz-sdk-request", f"attempt={attempt}; max={max_attempts}"))
+        if isinstance(content, bytes):
+            return httpx.Request(
+                method, url, headers=wire, content=content, extensions=self._extensions
+            )
+        return httpx.Request(
+            method, url, headers=wire, content=content(), extensions=self._extensions
+        )
+
+    # -- InvokeEndpointAsync ----------------------------------------------------------------
+
+    async def invoke_endpoint_async(
+        self,
+        endpoint_name: str,
+        input_location: str | None = None,
+        *,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        accept: str | None = None,
+        custom_attributes: str | None = None,
+        inference_id: str | None = None,
+        s3_output_path_extension: str | None = None,
+        filename: str | None = None,
+        request_ttl_seconds: int | None = None,
+        invocation_timeout_seconds: int | None = None,
+    ) -> AsyncInvocation:
+        """Queue one inference; returns where its output or failure will appear in S3.
+
+        Exactly one of ``input_location`` (an S3 URI) and ``body`` (inline bytes, at most
+        128,000) carries the payload. Every argument is validated before anything is sent.
+        """
+        self._check_open()
+        params = validate_invoke(
+            endpoint_name,
+            input_location,
+            body=body,
+            content_type=content_type,
+            accept=accept,
+            custom_attributes=custom_attributes,
+            inference_id=inference_id,
+            s3_output_path_extension=s3_output_path_extension,
+            filename=filename,
+            request_ttl_seconds=request_ttl_seconds,
+            invocation_timeout_seconds=invocation_timeout_seconds,
+        )
+        return await self._invoke(params)
+
+    async def _invoke(self, params: InvokeParams) -> AsyncInvocation:
+        body = params.body if params.body is not None else b""
+        response = await self._send(
+            operation="InvokeEndpointAsync",
+            method="POST",
+            url=self._url(
+                self._runtime_base, self._runtime_prefix, invoke_path(params.endpoint_name)
+            ),
+            host=self._runtime_host,
+            headers=invoke_headers(params),
+            content=body,
+            payload_hash=hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256,
+            signer=self._signer,
+            parse_failure=_parse_runtime_failure,
+            log_fields=f" endpoint={params.endpoint_name} inference_id={params.inference_id}",
+        )
+        invocation = parse_invoke_response(response.status_code, response.headers, response.content)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "InvokeEndpointAsync endpoint=%s queued inference_id=%s request_id=%s",
+                params.endpoint_name,
+                invocation.inference_id,
+                invocation.request_id,
+            )
+        return invocation
+
+
+def _parse_runtime_failure(response: httpx.Response) -> ServiceError:
+    return parse_error(response.status_code, response.headers, response.content)

@@ -1,0 +1,33 @@
+"""The values the client hands back: frozen, so results can be shared between tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["AsyncInvocation", "InferenceResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class AsyncInvocation:
+    """A queued inference: where its output, or its failure, will appear in S3."""
+
+    inference_id: str
+    output_location: str | None
+    failure_location: str | None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceResult:
+    """The output object of a finished inference."""
+
+    body: bytes = field(repr=False)
+    location: str
+    content_type: str | None = None
+
+    def __repr__(self) -> str:
+        # The body may be large or sensitive: show its size, not its bytes.
+        return (
+            f"InferenceResult(location={self.location!r}, content_type={self.content_type!r}, "
+            f"body=<{len(self.body)} bytes>)"
+        )
