@@ -1,0 +1,415 @@
+"""``LocalEndpoint``: SageMaker async inference and S3 on one local port.
+
+One HTTP server answers both APIs, the way one set of environment variables
+(``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` and ``AWS_ENDPOINT_URL_S3``, the same URL) points
+every SDK at it: ``POST /endpoints/{name}/async-invocations`` is InvokeEndpointAsync, and
+everything else is an S3 request (path-style, ``/bucket/key``) passed to the S3 backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+
+import httpx
+
+from .._signing import FrozenCredentials
+from . import _responses
+from ._handlers import Handler, InvocationAttributes, Runner, make_runner
+from ._http import HttpServer, Request, Response
+from ._queue import (
+    DEFAULT_INVOCATION_TIMEOUT_SECONDS,
+    DEFAULT_REQUEST_TTL_SECONDS,
+    EndpointQueue,
+    Job,
+)
+from ._s3backend import MotoBackend, ProxyBackend, S3Backend
+from ._sigv4_verify import AuthError, SigV4Verifier
+from ._storage import S3Storage, Storage, parse_s3_uri
+from ._validation import INVOKE_PATH, InvalidRequest, parse_invocation
+
+__all__ = ["DEFAULT_ACCOUNT_ID", "LocalEndpoint"]
+
+logger = logging.getLogger("sagemaker_async.local")
+
+DEFAULT_ACCOUNT_ID = "123456789012"  # moto's, so ARNs and messages agree with it
+DEFAULT_CONCURRENCY = 4
+_ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+_S3_PATH = re.compile(r"(s3|https)://[^/]+(/.*)?")
+# Any credentials work against moto; these are what the local endpoint signs its own S3
+# requests with when it was given none.
+_MOTO_CREDENTIALS = FrozenCredentials("test", "test")
+
+
+def _parse_credentials(credentials: str | tuple[str, str] | None) -> FrozenCredentials | None:
+    if credentials is None:
+        return None
+    if isinstance(credentials, str):
+        key, sep, secret = credentials.partition(":")
+        if not sep:
+            raise ValueError("credentials must be 'ACCESS_KEY_ID:SECRET_ACCESS_KEY'")
+    else:
+        key, secret = credentials
+    if not key or not secret:
+        raise ValueError("credentials need both an access key id and a secret access key")
+    return FrozenCredentials(key, secret)
+
+
+def _check_path(name: str, value: str) -> str:
+    if _S3_PATH.fullmatch(value) is None:
+        raise ValueError(f"{name} must be an s3:// URI such as s3://bucket/prefix, got {value!r}")
+    return value.rstrip("/")
+
+
+def _join(base: str, *parts: str | None) -> str:
+    pieces = [base.rstrip("/")]
+    pieces += [part.strip("/") for part in parts if part and part.strip("/")]
+    return "/".join(pieces)
+
+
+class LocalEndpoint:
+    """SageMaker Asynchronous Inference on 127.0.0.1, with real handlers and real S3.
+
+    ``endpoints`` maps endpoint names to handlers: a callable (``handler(payload)`` or
+    ``handler(payload, attributes)``, sync or async, returning bytes, str or
+    ``(body, content_type)``), a ``"package.module:function"`` string, or the URL of a model
+    server speaking SageMaker's container contract. Use as ``async with``; the URLs are set
+    once it has started.
+    """
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, Handler | str],
+        *,
+        concurrency: int | Mapping[str, int] = DEFAULT_CONCURRENCY,
+        output_path: str | None = None,
+        failure_path: str | None = None,
+        s3_endpoint_url: str | None = None,
+        credentials: str | tuple[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        bucket: str | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        clock: Callable[[], float] = time.monotonic,
+        time_scale: float = 1.0,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("a LocalEndpoint needs at least one endpoint")
+        for name in endpoints:
+            if not isinstance(name, str) or len(name) > 63 or not _ENDPOINT_NAME.fullmatch(name):
+                raise ValueError(
+                    f"endpoint name {name!r} is not valid on SageMaker: at most 63 letters, "
+                    "digits and hyphens, starting and ending with a letter or digit"
+                )
+        self._concurrency: dict[str, int] = {}
+        for name in endpoints:
+            limit = (
+                concurrency.get(name, DEFAULT_CONCURRENCY)
+                if isinstance(concurrency, Mapping)
+                else concurrency
+            )
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ValueError(f"concurrency must be a positive int, got {limit!r}")
+            self._concurrency[name] = limit
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self._handlers = dict(endpoints)
+        self._bucket = bucket or f"sagemaker-async-local-{secrets.token_hex(4)}"
+        self._output_path = _check_path("output_path", output_path or f"s3://{self._bucket}/output")
+        self._failure_path = _check_path(
+            "failure_path", failure_path or f"s3://{self._bucket}/failure"
+        )
+        self._s3_endpoint_url = s3_endpoint_url
+        self._credentials = _parse_credentials(credentials)
+        self._verifier = (
+            None
+            if self._credentials is None
+            else SigV4Verifier(self._credentials.access_key, self._credentials.secret_key)
+        )
+        self._host = host
+        self._port = port
+        self._account_id = account_id
+        self._clock = clock
+        self._wall_clock: Callable[[], float] = time.time  # seam for signature-skew tests
+        self._time_scale = time_scale
+
+        self._server: HttpServer | None = None
+        self._backend: S3Backend | None = None
+        self._storage: Storage | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._queues: dict[str, EndpointQueue] = {}
+        self._pending = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._url: str | None = None
+        self._state = "new"
+
+    def __repr__(self) -> str:
+        return f"LocalEndpoint(endpoints={sorted(self._handlers)!r}, url={self._url!r})"
+
+    # -- what users read ------------------------------------------------------------------
+
+    @property
+    def endpoint_url(self) -> str:
+        """The SageMaker Runtime endpoint URL (``http://127.0.0.1:PORT``)."""
+        if self._url is None:
+            raise RuntimeError("the LocalEndpoint is not started: use 'async with'")
+        return self._url
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        """The S3 endpoint URL: the same port, path-style."""
+        return self.endpoint_url
+
+    @property
+    def port(self) -> int:
+        return int(httpx.URL(self.endpoint_url).port or 80)
+
+    @property
+    def bucket(self) -> str:
+        """The bucket the default paths live in; created at start, free for test inputs."""
+        return self._bucket
+
+    @property
+    def output_path(self) -> str:
+        return self._output_path
+
+    @property
+    def failure_path(self) -> str:
+        return self._failure_path
+
+    @property
+    def account_id(self) -> str:
+        return self._account_id
+
+    @property
+    def endpoint_names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def invocation_count(self, endpoint_name: str) -> int:
+        """How many InvokeEndpointAsync requests this endpoint accepted (answered 202)."""
+        return self._queue(endpoint_name).stats.accepted
+
+    def peak_concurrency(self, endpoint_name: str) -> int:
+        """The most handler runs that were ever in progress at once on this endpoint."""
+        return self._queue(endpoint_name).stats.peak_running
+
+    def running(self, endpoint_name: str) -> int:
+        """Handler runs in progress right now."""
+        return self._queue(endpoint_name).stats.running
+
+    def queued(self, endpoint_name: str) -> int:
+        """Accepted requests no worker has picked up yet."""
+        return self._queue(endpoint_name).queued
+
+    def stats(self, endpoint_name: str) -> dict[str, int]:
+        """Counters of one endpoint: accepted, succeeded, failed, expired, running, peak."""
+        s = self._queue(endpoint_name).stats
+        return {
+            "accepted": s.accepted,
+            "succeeded": s.succeeded,
+            "failed": s.failed,
+            "expired": s.expired,
+            "running": s.running,
+            "peak_running": s.peak_running,
+        }
+
+    async def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait until every accepted request has its output or failure object written."""
+        await asyncio.wait_for(self._idle.wait(), timeout)
+
+    def _queue(self, endpoint_name: str) -> EndpointQueue:
+        try:
+            return self._queues[endpoint_name]
+        except KeyError:
+            raise KeyError(
+                f"no endpoint {endpoint_name!r} (or the LocalEndpoint is not started); "
+                f"endpoints: {', '.join(sorted(self._handlers))}"
+            ) from None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> LocalEndpoint:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Start serving; on any failure, undo what was started and raise."""
+        if self._state != "new":
+            raise RuntimeError("a LocalEndpoint can be started once")
+        self._state = "starting"
+        try:
+            await self._start()
+        except BaseException:
+            await self.aclose()
+            raise
+        self._state = "running"
+
+    async def _start(self) -> None:
+        backend: S3Backend
+        if self._s3_endpoint_url is None:
+            backend = MotoBackend()
+        else:
+            backend = ProxyBackend(self._s3_endpoint_url)
+        self._backend = backend
+        await backend.start()
+
+        server = HttpServer(self._handle, host=self._host, port=self._port)
+        await server.start()
+        self._server = server
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._url = f"http://{host}:{server.port}"
+        if isinstance(backend, MotoBackend):
+            backend.server_port = server.port
+
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0))
+        self._storage = S3Storage(self._url, self._storage_credentials(), client=self._http)
+        for path in {self._output_path, self._failure_path}:
+            await self._storage.ensure_bucket(parse_s3_uri(path + "/")[0])
+
+        total = sum(self._concurrency.values())
+        self._executor = ThreadPoolExecutor(
+            max_workers=total, thread_name_prefix="sagemaker-async-local-handler"
+        )
+        for name, handler in self._handlers.items():
+            runner: Runner = make_runner(handler, executor=self._executor, client=self._http)
+            await runner.start()
+            self._queues[name] = EndpointQueue(
+                name,
+                runner,
+                concurrency=self._concurrency[name],
+                storage=self._storage,
+                clock=self._clock,
+                time_scale=self._time_scale,
+                on_finished=self._finished,
+            )
+        for queue in self._queues.values():
+            queue.start()
+
+    def _storage_credentials(self) -> FrozenCredentials:
+        """What the endpoint signs its own S3 requests with.
+
+        Its own credentials when it has them (then they are the only ones it accepts); else,
+        for moto, anything; for an S3 endpoint the user named, the usual environment
+        variables, since that endpoint may check signatures.
+        """
+        if self._credentials is not None:
+            return self._credentials
+        key = os.environ.get("AWS_ACCESS_KEY_ID")
+        secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+        if self._s3_endpoint_url is not None and key and secret:
+            return FrozenCredentials(key, secret, os.environ.get("AWS_SESSION_TOKEN"))
+        return _MOTO_CREDENTIALS
+
+    async def aclose(self) -> None:
+        """Stop: workers first (their S3 writes use our own port), then the port, then S3."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        for queue in self._queues.values():
+            await queue.aclose()
+        for queue in self._queues.values():
+            await queue.runner.aclose()
+        if self._server is not None:
+            await self._server.aclose()
+        if self._storage is not None:
+            await self._storage.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+        if self._backend is not None:
+            await self._backend.aclose()
+        if self._executor is not None:
+            # A sync handler still running cannot be interrupted; do not wait for it.
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _finished(self) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self._idle.set()
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def _handle(self, request: Request) -> Response:
+        if request.method == "POST":
+            match = INVOKE_PATH.fullmatch(request.path)
+            if match is not None and not _signed_for_s3(request):
+                return self._invoke(request, match.group(1))
+        assert self._backend is not None
+        return await self._backend.handle(request)
+
+    def _invoke(self, request: Request, raw_name: str) -> Response:
+        if self._verifier is not None:
+            try:
+                self._verifier.verify(
+                    request.method,
+                    request.target,
+                    request.headers,
+                    request.body,
+                    now=self._wall_clock(),
+                )
+            except AuthError as exc:
+                return _responses.error(exc.status, exc.code, exc.message)
+        try:
+            invocation = parse_invocation(raw_name, request.headers, request.body)
+        except InvalidRequest as exc:
+            return _responses.error(
+                400, "ValidationError", exc.message, namespace=_responses.VALIDATE_NAMESPACE
+            )
+        queue = self._queues.get(invocation.endpoint_name)
+        if queue is None or self._state != "running":
+            return _responses.error(
+                400,
+                "ValidationError",
+                f"Endpoint {invocation.endpoint_name} of account {self._account_id} not found.",
+                namespace=_responses.VALIDATE_NAMESPACE,
+            )
+        inference_id = invocation.inference_id or str(uuid.uuid4())
+        extension = invocation.s3_output_path_extension
+        output_location = _join(
+            self._output_path, extension, invocation.filename or f"{inference_id}.out"
+        )
+        failure_location = _join(self._failure_path, extension, f"{inference_id}-error.out")
+        job = Job(
+            attributes=InvocationAttributes(
+                content_type=invocation.content_type,
+                accept=invocation.accept,
+                custom_attributes=invocation.custom_attributes,
+                inference_id=inference_id,
+                endpoint_name=invocation.endpoint_name,
+            ),
+            body=invocation.body,
+            input_location=invocation.input_location,
+            output_location=output_location,
+            failure_location=failure_location,
+            accepted_at=self._clock(),
+            request_ttl_seconds=invocation.request_ttl_seconds or DEFAULT_REQUEST_TTL_SECONDS,
+            invocation_timeout_seconds=invocation.invocation_timeout_seconds
+            or DEFAULT_INVOCATION_TIMEOUT_SECONDS,
+        )
+        self._pending += 1
+        self._idle.clear()
+        queue.submit(job)
+        return _responses.accepted(inference_id, output_location, failure_location)
+
+
+def _signed_for_s3(request: Request) -> bool:
+    """A request signed for S3 is S3's, even at a path that looks like SageMaker's."""
+    auth = request.header("authorization")
+    return auth is not None and b"/s3/aws4_request" in auth

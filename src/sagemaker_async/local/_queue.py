@@ -1,0 +1,178 @@
+"""The asynchronous part: per-endpoint queues, a fixed number of workers, and the outcome.
+
+Each endpoint gets a FIFO queue and ``concurrency`` worker tasks — the local counterpart of
+``MaxConcurrentInvocationsPerInstance`` — so at most that many handlers run at once and the
+rest wait, as on the service. A worker takes the oldest request and
+
+1. expires it if it waited longer than its RequestTTLSeconds (measured on an injectable
+   clock, so tests can age a request without waiting hours);
+2. reads the payload (inline, or GetObject of InputLocation — at this point, not when the
+   request was accepted, like the service);
+3. runs the handler under InvocationTimeoutSeconds;
+4. writes exactly one object: the output, or the failure text.
+
+Nothing is written before processing ends, so the pending state is real: until then, both
+the output and the failure location answer 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ._handlers import HandlerError, InvocationAttributes, Runner
+from ._storage import Storage, StorageError
+
+__all__ = [
+    "DEFAULT_INVOCATION_TIMEOUT_SECONDS",
+    "DEFAULT_REQUEST_TTL_SECONDS",
+    "FAILURE_CONTENT_TYPE",
+    "EndpointQueue",
+    "Job",
+]
+
+logger = logging.getLogger("sagemaker_async.local")
+
+# The service's defaults when a request names none.
+DEFAULT_REQUEST_TTL_SECONDS = 21600
+DEFAULT_INVOCATION_TIMEOUT_SECONDS = 900
+FAILURE_CONTENT_TYPE = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One accepted request, as it waits in the queue."""
+
+    attributes: InvocationAttributes
+    body: bytes | None = field(repr=False)
+    input_location: str | None
+    output_location: str
+    failure_location: str
+    accepted_at: float
+    request_ttl_seconds: int
+    invocation_timeout_seconds: int
+
+
+@dataclass
+class Stats:
+    """What happened on one endpoint; read by the test helpers."""
+
+    accepted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    expired: int = 0
+    running: int = 0
+    peak_running: int = 0
+
+
+class EndpointQueue:
+    """The queue and workers of one endpoint."""
+
+    def __init__(
+        self,
+        name: str,
+        runner: Runner,
+        *,
+        concurrency: int,
+        storage: Storage,
+        clock: Callable[[], float],
+        time_scale: float,
+        on_finished: Callable[[], None],
+    ) -> None:
+        self.name = name
+        self.runner = runner
+        self.concurrency = concurrency
+        self.stats = Stats()
+        self._storage = storage
+        self._clock = clock
+        self._time_scale = time_scale
+        self._on_finished = on_finished
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"sagemaker-async-local:{self.name}:{i}")
+            for i in range(self.concurrency)
+        ]
+
+    async def aclose(self) -> None:
+        """Stop the workers; requests still queued or running are dropped unanswered."""
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    def submit(self, job: Job) -> None:
+        self.stats.accepted += 1
+        self._queue.put_nowait(job)
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._process(job)
+            except Exception:
+                logger.exception("local endpoint %s: processing %s failed", self.name, job)
+            finally:
+                self._on_finished()
+
+    async def _fail(self, job: Job, message: str) -> None:
+        self.stats.failed += 1
+        await self._storage.write(
+            job.failure_location, message.encode("utf-8"), FAILURE_CONTENT_TYPE
+        )
+
+    async def _process(self, job: Job) -> None:
+        waited = self._clock() - job.accepted_at
+        if waited > job.request_ttl_seconds:
+            self.stats.expired += 1
+            await self._fail(
+                job,
+                f"Request expired: it waited {waited:.0f} seconds in the queue, longer than its "
+                f"RequestTTLSeconds of {job.request_ttl_seconds}.",
+            )
+            return
+        if job.body is not None:
+            payload = job.body
+        else:
+            assert job.input_location is not None
+            try:
+                payload = await self._storage.read(job.input_location)
+            except StorageError as exc:
+                await self._fail(job, f"Could not read the input: {exc}")
+                return
+
+        stats = self.stats
+        failure: str | None = None
+        stats.running += 1
+        stats.peak_running = max(stats.peak_running, stats.running)
+        try:
+            output = await asyncio.wait_for(
+                self.runner(payload, job.attributes),
+                timeout=job.invocation_timeout_seconds * self._time_scale,
+            )
+        except asyncio.TimeoutError:
+            failure = (
+                "Inference timed out: the model did not answer within the "
+                f"InvocationTimeoutSeconds of {job.invocation_timeout_seconds}."
+            )
+        except HandlerError as exc:
+            failure = exc.message
+        except Exception as exc:
+            logger.debug("local endpoint %s: handler raised", self.name, exc_info=True)
+            failure = f"Model error: {type(exc).__name__}: {exc}"
+        finally:
+            stats.running -= 1
+
+        if failure is not None:
+            await self._fail(job, failure)
+            return
+        await self._storage.write(job.output_location, output.body, output.content_type)
+        stats.succeeded += 1

@@ -1,0 +1,217 @@
+"""The S3 half of the one port: every request that is not InvokeEndpointAsync goes here.
+
+Two backends behind one method (``handle``):
+
+- ``MotoBackend`` (the default): moto's S3, the same WSGI application moto's own server
+  (``ThreadedMotoServer``) runs, called in-process on a small thread pool. Compared with
+  starting moto's server on a second port and proxying to it, this has no second listening
+  socket, no extra hop, and no server thread that takes half a second to shut down, while
+  moto sees exactly the WSGI environ its server would build. moto keeps its state
+  per process, so every ``LocalEndpoint`` in a process shares one S3 world (which is why
+  each one defaults to its own bucket).
+- ``ProxyBackend``: any S3 endpoint URL the user names (MinIO, LocalStack, a moto server);
+  requests are forwarded as they came, ``Host`` included, so signatures still verify there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+import httpx
+
+from ._http import Request, Response
+
+__all__ = ["MotoBackend", "ProxyBackend", "S3Backend"]
+
+# Hop-by-hop headers (RFC 9110 §7.6.1), plus Expect, which the local server already
+# answered: none of them describe the message itself, so none is forwarded either way.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+    }
+)
+
+_MOTO_MISSING = (
+    "the local endpoint keeps its objects in moto's S3 by default, and moto is not "
+    "installed: pip install 'sagemaker-async[local]' (or pass an s3_endpoint_url)"
+)
+
+
+class S3Backend(Protocol):
+    async def start(self) -> None: ...
+
+    async def handle(self, request: Request) -> Response: ...
+
+    async def aclose(self) -> None: ...
+
+
+_moto_app: Any = None
+_moto_lock = threading.Lock()
+
+
+def _load_moto_app() -> Any:
+    """moto's dispatcher application, built once per process (its state is global anyway)."""
+    global _moto_app
+    with _moto_lock:
+        if _moto_app is None:
+            try:
+                from moto.moto_server.werkzeug_app import (
+                    DomainDispatcherApplication,
+                    create_backend_app,
+                )
+            except ImportError as exc:
+                raise RuntimeError(_MOTO_MISSING) from exc
+            _moto_app = DomainDispatcherApplication(create_backend_app)
+        return _moto_app
+
+
+def _dance(text: str) -> str:
+    # PEP 3333: environ strings carry bytes as latin-1. werkzeug's server reads the request
+    # line as latin-1 and then applies this "encoding dance"; moto expects its result.
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def _environ(request: Request, server_port: int) -> dict[str, Any]:
+    """The environ werkzeug's development server would build for this request."""
+    target = request.target.decode("latin-1")
+    raw_path, _, query = target.partition("?")
+    environ: dict[str, Any] = {
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(request.body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "REQUEST_METHOD": request.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": _dance(unquote(raw_path)),
+        "QUERY_STRING": _dance(query),
+        "REQUEST_URI": _dance(target),
+        "RAW_URI": _dance(target),
+        "REMOTE_ADDR": "127.0.0.1",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": str(server_port),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_LENGTH": str(len(request.body)),
+    }
+    for name, value in request.headers:
+        key = name.decode("latin-1")
+        if "_" in key or key in _HOP_BY_HOP or key == "content-length":
+            continue
+        wsgi_key = key.upper().replace("-", "_")
+        text = value.decode("latin-1")
+        if wsgi_key != "CONTENT_TYPE":
+            wsgi_key = f"HTTP_{wsgi_key}"
+            if wsgi_key in environ:
+                text = f"{environ[wsgi_key]},{text}"
+        environ[wsgi_key] = text
+    return environ
+
+
+class MotoBackend:
+    """moto's S3, called in-process through WSGI on a private thread pool."""
+
+    def __init__(self, *, max_threads: int = 16) -> None:
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_threads, thread_name_prefix="sagemaker-async-local-s3"
+        )
+        self._app: Any = None
+        self.server_port = 0  # what SERVER_PORT says; set by the endpoint once it listens
+
+    async def start(self) -> None:
+        # Importing moto and building its S3 app takes a moment: not on the event loop.
+        loop = asyncio.get_running_loop()
+        self._app = await loop.run_in_executor(self._executor, _load_moto_app)
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._executor.shutdown, True)
+
+    def _call(self, request: Request) -> Response:
+        environ = _environ(request, self.server_port)
+        captured: list[Any] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            captured[:] = [status, headers]
+            return lambda data: None
+
+        result: Iterable[bytes] = self._app(environ, start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        status_line, headers = captured
+        return Response(
+            int(status_line.split(" ", 1)[0]),
+            [(n, v) for n, v in headers if n.lower() not in _HOP_BY_HOP],
+            body,
+        )
+
+    async def handle(self, request: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, request)
+
+
+class ProxyBackend:
+    """Forward to an S3 endpoint URL, keeping the request (and its Host) as it came."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self._base = httpx.URL(endpoint_url)
+        self._prefix = self._base.raw_path.rstrip(b"/")
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(60.0))
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def handle(self, request: Request) -> Response:
+        url = self._base.copy_with(raw_path=self._prefix + request.target)
+        headers = [
+            (name, value)
+            for name, value in request.headers
+            if name.decode("latin-1") not in _HOP_BY_HOP and name != b"content-length"
+        ]
+        upstream = self._client.build_request(
+            request.method, url, headers=headers, content=request.body
+        )
+        try:
+            response = await self._client.send(upstream, stream=True)
+        except httpx.HTTPError as exc:
+            message = f"S3 endpoint {self._base} is unreachable: {type(exc).__name__}"
+            return Response(502, [("Content-Type", "text/plain")], message.encode())
+        try:
+            # Raw bytes: a gzip-encoded object must reach the caller still encoded.
+            body = b"".join([chunk async for chunk in response.aiter_raw()])
+        finally:
+            await response.aclose()
+        return Response(
+            response.status_code,
+            [
+                (name.decode("latin-1"), value)
+                for name, value in response.headers.raw
+                if name.decode("latin-1").lower() not in _HOP_BY_HOP
+            ],
+            body,
+        )

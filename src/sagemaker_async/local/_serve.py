@@ -1,0 +1,89 @@
+"""``serve``: the long-running form of the local endpoint, for the command line.
+
+It prints the two ``export`` lines first — the same URL for SageMaker Runtime and for S3 —
+so that our client, boto3 and the AWS CLI in another shell all reach it once they are set,
+then serves until cancelled (Ctrl-C), and stops cleanly on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import functools
+from collections.abc import Callable, Sequence
+
+from ._endpoint import DEFAULT_CONCURRENCY, LocalEndpoint
+from ._handlers import Handler, is_url, load_handler
+
+__all__ = ["DEFAULT_BUCKET", "parse_endpoint_specs", "serve"]
+
+# The command line serves one process-wide S3 world, so a fixed, guessable bucket is best.
+DEFAULT_BUCKET = "sagemaker-async-local"
+
+# Flush each line: whoever reads the exports is usually on the other end of a pipe.
+_print_flushed = functools.partial(builtins.print, flush=True)
+
+
+def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, Handler | str]:
+    """``["NAME=package.module:function", "NAME=http://host:port"]`` to handlers.
+
+    Raises ``ValueError`` with a message fit for the command line on any bad spec.
+    """
+    if not specs:
+        raise ValueError("give at least one endpoint: --endpoint NAME=package.module:function")
+    endpoints: dict[str, Handler | str] = {}
+    for spec in specs:
+        name, sep, target = spec.partition("=")
+        name, target = name.strip(), target.strip()
+        if not sep or not name or not target:
+            raise ValueError(
+                f"endpoint {spec!r} is not NAME=package.module:function or NAME=http://URL"
+            )
+        if name in endpoints:
+            raise ValueError(f"endpoint {name!r} is given twice")
+        endpoints[name] = target if is_url(target) else load_handler(target)
+    return endpoints
+
+
+async def serve(
+    endpoints: Sequence[str],
+    port: int | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    output_path: str | None = None,
+    failure_path: str | None = None,
+    credentials: str | None = None,
+    print: Callable[[str], object] = _print_flushed,
+    *,
+    s3_endpoint_url: str | None = None,
+) -> None:
+    """Serve the named endpoints on 127.0.0.1 until cancelled.
+
+    ``endpoints`` are ``NAME=package.module:function`` or ``NAME=http://model-server``;
+    ``port`` None picks a free one. Bad arguments raise ``ValueError`` before anything
+    starts. The first two lines printed are the ``export`` lines.
+    """
+    handlers = parse_endpoint_specs(endpoints)
+    local = LocalEndpoint(
+        handlers,
+        concurrency=concurrency,
+        output_path=output_path,
+        failure_path=failure_path,
+        s3_endpoint_url=s3_endpoint_url,
+        credentials=credentials,
+        port=port or 0,
+        bucket=DEFAULT_BUCKET,
+    )
+    async with local:
+        print(f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={local.endpoint_url}")
+        print(f"export AWS_ENDPOINT_URL_S3={local.s3_endpoint_url}")
+        print(f"# sagemaker-async local endpoint: {', '.join(local.endpoint_names)}")
+        print(f"# outputs in {local.output_path}, failures in {local.failure_path}")
+        if credentials is None:
+            print(
+                "# any credentials are accepted (signatures are not checked), e.g. "
+                "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
+            )
+        else:
+            print("# requests must be signed with the credentials given to --credentials")
+        print("# Ctrl-C to stop")
+        await asyncio.Event().wait()
