@@ -15,8 +15,9 @@ client can check that every answer is the answer to its own request.
 
 It does not verify signatures; by default it does insist that an ``Authorization``
 header is present (``403`` otherwise). ``GET /_stats`` returns its counters as JSON
-(requests answered, connections accepted, requests refused), which the orchestrator
-reads between runs to see how many connections each client opened.
+(requests answered, connections accepted, requests refused, the server's CPU time),
+which the orchestrator reads between runs to see how many connections each client opened
+and how much CPU the server spent per request.
 
 The server is deliberately lean so that it is not the bottleneck: one ``data_received``
 parses the head with ``bytes.find`` on a lower-cased copy, no per-request allocation
@@ -67,6 +68,7 @@ class Stats:
                 "open_connections": self.open_connections,
                 "refused": self.refused,
                 "generated_ids": self.generated_ids,
+                "cpu_s": time.process_time(),
             }
         ).encode()
 

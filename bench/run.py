@@ -162,11 +162,11 @@ class Server:
             raise RuntimeError(f"fake runtime did not start (said {line!r})")
         self.port = int(line)
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, float]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             conn.request("GET", "/_stats")
-            data: dict[str, int] = json.loads(conn.getresponse().read())
+            data: dict[str, float] = json.loads(conn.getresponse().read())
             return data
         finally:
             conn.close()
@@ -201,7 +201,7 @@ def run_child(
         plan.aiobotocore_pool,
         *args,
     ]
-    before = server.stats()["connections"]
+    before = server.stats()
     t_spawn = monotonic()
     try:
         proc = subprocess.run(
@@ -221,8 +221,12 @@ def run_child(
     if "t_first_done" in out:
         out["spawn_to_first_ms"] = (out["t_first_done"] - t_spawn) * 1e3
     out["process_s"] = t_exit - t_spawn
+    after = server.stats()
     # The stats request itself opens one connection.
-    out["connections"] = server.stats()["connections"] - before - 1
+    out["connections"] = int(after["connections"] - before["connections"] - 1)
+    requests = after["requests"] - before["requests"]
+    if requests:
+        out["server_cpu_us_per_request"] = (after["cpu_s"] - before["cpu_s"]) / requests * 1e6
     return out
 
 
@@ -290,6 +294,8 @@ def short(result: dict[str, Any]) -> str:
             parts.append(f"@{p['concurrency']}: {p['req_per_s']:,.0f} req/s")
     if result["mode"] == "throughput":
         parts.append(f"RSS {result['rss_mib']:.0f} MiB, {result['connections']} conns")
+    if "server_cpu_us_per_request" in result:
+        parts.append(f"server {result['server_cpu_us_per_request']:.0f} µs/req")
     return "; ".join(parts)
 
 
@@ -658,6 +664,7 @@ def report(
     skipped: dict[str, str],
     quick: bool,
     elapsed_s: float,
+    server_us: float | None,
 ) -> str:
     when = m["finished"]
     lines = [
@@ -697,6 +704,10 @@ def report(
         "(its default is 10 connections; raising it to the concurrency measured slower here). "
         "raw: a hand-written `asyncio.Protocol` client sending precomputed request bytes "
         "(unsigned), one connection per call in flight.",
+        "- The fake runtime spent a median "
+        + (f"{server_us:.0f} µs of CPU per request" if server_us else "(not measured) CPU")
+        + " during the throughput runs"
+        + (f" (about {1e6 / server_us:,.0f} req/s on one core)." if server_us else "."),
         "- The machine is shared and noisy: compare ratios within one run, not absolute "
         "numbers across runs.",
         "",
@@ -760,7 +771,15 @@ def main(argv: list[str] | None = None) -> int:
     active = [c for c in CLIENTS if c in data["clients"]]
     summary = summarize(data, plan)
     targets = check_targets(summary, plan)
-    text = report(plan, summary, targets, m, active, data["skipped"], args.quick, elapsed)
+    server_samples = [
+        r["server_cpu_us_per_request"]
+        for r in data["runs"]
+        if r["mode"] == "throughput" and "server_cpu_us_per_request" in r
+    ]
+    server_us = statistics.median(server_samples) if server_samples else None
+    text = report(
+        plan, summary, targets, m, active, data["skipped"], args.quick, elapsed, server_us
+    )
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(text)
@@ -775,6 +794,7 @@ def main(argv: list[str] | None = None) -> int:
             "targets": targets,
             "skipped": data["skipped"],
             "server": data["server"],
+            "server_cpu_us_per_request_median": server_us,
             "runs": data["runs"],
         },
     )
