@@ -19,13 +19,19 @@ __all__ = ["MAX_INLINE_BODY", "InvokeParams", "validate_invoke"]
 MAX_INLINE_BODY = 128_000
 
 _ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
-# The model's (.*) minus the characters that would break or end a header line.
-_INPUT_LOCATION = re.compile(r"(https|s3)://([^/\r\n\x00]+)/?([^\r\n\x00]*)")
-_INFERENCE_ID = re.compile(r"[\x21-\x7e][\x20-\x7e]*")
+# The model's pattern minus the characters a header line cannot carry (NUL, CR, LF, VT, FF);
+# its (.*) also stops, as Java's "." does, at the line terminators U+0085, U+2028, U+2029.
+_INPUT_LOCATION = re.compile(
+    r"(https|s3)://([^/\x00\n\x0b\x0c\r]+)/?([^\x00\n\x0b\x0c\r\x85\u2028\u2029]*)"
+)
+# The model's \A\S[\p{Print}]*\z in Java's dialect: \S is anything but [ \t\n\x0B\f\r] (NUL
+# excluded here: no header can carry it), \p{Print} is [\x20-\x7e].
+_INFERENCE_ID = re.compile(r"[^\x00\t\n\x0b\x0c\r ][\x20-\x7e]*")
 _S3_OUTPUT_PATH_EXTENSION = re.compile(r"(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]+")
 _FILENAME = re.compile(r"(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9\-_.]*")
-# \p{ASCII} without the controls a header cannot carry (NUL, CR, LF).
-_ASCII_HEADER = re.compile(r"[\x01-\x09\x0b\x0c\x0e-\x7f]*")
+# \p{ASCII} without the controls a header cannot carry (NUL, CR, LF; VT and FF, which
+# HTTP/1.1 stacks such as h11 refuse in a field value).
+_ASCII_HEADER = re.compile(r"[\x01-\x09\x0e-\x7f]*")
 # RFC 7230 field-value: visible US-ASCII, spaces and tabs.
 _VISIBLE_ASCII = re.compile(r"[\t\x20-\x7e]*")
 
@@ -175,7 +181,7 @@ def validate_invoke(
             min_len=1,
             max_len=64,
             pattern=_INFERENCE_ID,
-            rule="must be printable ASCII and must not start with whitespace",
+            rule="must not start with whitespace, and the rest must be printable ASCII",
         ),
         s3_output_path_extension=None
         if s3_output_path_extension is None

@@ -173,7 +173,8 @@ def parse_error(status_code: int, headers: Mapping[str, str], body: bytes) -> Se
     fields: Mapping[str, object] = document if isinstance(document, dict) else {}
     code = headers.get("x-amzn-errortype") or ""
     if not code:
-        raw = fields.get("__type") or fields.get("code") or fields.get("Code") or ""
+        # botocore's order: the header, then the body's code/Code, then its __type.
+        raw = fields.get("code") or fields.get("Code") or fields.get("__type") or ""
         code = raw if isinstance(raw, str) else ""
     code = _sanitize_code(code)
     message_field = fields.get("message", fields.get("Message", ""))
