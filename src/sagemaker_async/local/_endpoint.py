@@ -9,16 +9,19 @@ everything else is an S3 request (path-style, ``/bucket/key``) passed to the S3 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
 import secrets
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 
+import certifi
 import httpx
 
 from .._signing import FrozenCredentials
@@ -47,6 +50,13 @@ _S3_PATH = re.compile(r"(s3|https)://[^/]+(/.*)?")
 # Any credentials work against moto; these are what the local endpoint signs its own S3
 # requests with when it was given none.
 _MOTO_CREDENTIALS = FrozenCredentials("test", "test")
+
+
+@functools.lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs ~20-100 ms, too
+    much to pay on every start of an endpoint that tests create by the dozen."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _parse_credentials(credentials: str | tuple[str, str] | None) -> FrozenCredentials | None:
@@ -267,7 +277,7 @@ class LocalEndpoint:
         if self._s3_endpoint_url is None:
             backend = MotoBackend()
         else:
-            backend = ProxyBackend(self._s3_endpoint_url)
+            backend = ProxyBackend(self._s3_endpoint_url, verify=_tls_context())
         self._backend = backend
         await backend.start()
 
@@ -279,7 +289,7 @@ class LocalEndpoint:
         if isinstance(backend, MotoBackend):
             backend.server_port = server.port
 
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0))
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0), verify=_tls_context())
         self._storage = S3Storage(self._url, self._storage_credentials(), client=self._http)
         for path in {self._output_path, self._failure_path}:
             await self._storage.ensure_bucket(parse_s3_uri(path + "/")[0])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import ssl
 import sys
 import threading
 from collections.abc import Iterable
@@ -175,10 +176,10 @@ class MotoBackend:
 class ProxyBackend:
     """Forward to an S3 endpoint URL, keeping the request (and its Host) as it came."""
 
-    def __init__(self, endpoint_url: str) -> None:
+    def __init__(self, endpoint_url: str, *, verify: ssl.SSLContext | bool = True) -> None:
         self._base = httpx.URL(endpoint_url)
         self._prefix = self._base.raw_path.rstrip(b"/")
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(60.0))
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(60.0), verify=verify)
 
     async def start(self) -> None:
         return None
