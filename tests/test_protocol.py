@@ -97,6 +97,18 @@ def test_parameters_not_given_are_not_sent() -> None:
     ]
 
 
+def test_spaces_and_tabs_around_values_are_not_sent() -> None:
+    """RFC 7230: they are no part of a field value (and h11 refuses to send them)."""
+    params = validate_invoke(
+        "ep", "s3://b/k \t", custom_attributes=" \ta = b\t ", inference_id="id  "
+    )
+    assert invoke_headers(params) == [
+        ("X-Amzn-SageMaker-Custom-Attributes", "a = b"),
+        ("X-Amzn-SageMaker-Inference-Id", "id"),
+        ("X-Amzn-SageMaker-InputLocation", "s3://b/k"),
+    ]
+
+
 def test_header_names_are_the_models() -> None:
     """Every header we send is named exactly as in botocore's model (the case is signed)."""
     import botocore.session

@@ -286,9 +286,15 @@ class AsyncInferenceClient:
                     else 0
                 )
                 if not cost:
+                    # h11 quotes the offending header value, which may be a session token.
+                    detail = (
+                        "a header value cannot be sent as given"
+                        if isinstance(exc, httpx.LocalProtocolError)
+                        else str(exc)
+                    )
                     raise TransportError(
                         f"{operation} to {url.host} failed after {attempt} attempt(s): "
-                        f"{type(exc).__name__}: {exc}",
+                        f"{type(exc).__name__}: {detail}",
                         attempts=attempt,
                     ) from exc
                 spent += cost

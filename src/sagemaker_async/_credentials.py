@@ -10,6 +10,7 @@ Explicit and environment keys never import botocore at all: that import costs ~8
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -100,7 +101,9 @@ class ObjectProvider:
 
     async def get(self) -> FrozenCredentials:
         current = self._current
-        if current is not None and not self._needs_refresh():
+        # While a refresh is in flight every caller waits for it, as botocore's own callers
+        # wait for a mandatory refresh, rather than signing with keys about to expire.
+        if current is not None and self._inflight is None and not self._needs_refresh():
             if self._plain:
                 # A plain attribute holder may be mutated by its owner: read it each time
                 # (no I/O behind plain attributes), reusing the snapshot while unchanged.
@@ -188,6 +191,15 @@ class ChainProvider:
         return None if fresh == stale else fresh
 
 
+def _has_attribute(obj: object, name: str) -> bool:
+    """``hasattr`` without running a property or ``__getattr__``."""
+    try:
+        inspect.getattr_static(obj, name)
+    except AttributeError:
+        return False
+    return True
+
+
 def make_provider(
     *,
     aws_access_key_id: str | None,
@@ -214,7 +226,9 @@ def make_provider(
             param="aws_session_token",
         )
     if credentials is not None:
-        if not all(hasattr(credentials, name) for name in ("access_key", "secret_key", "token")):
+        # Looked up statically: on botocore's RefreshableCredentials these are properties
+        # that may refresh (blocking I/O), and the constructor may run on the event loop.
+        if not all(_has_attribute(credentials, n) for n in ("access_key", "secret_key", "token")):
             raise ParamValidationError(
                 "credentials must have access_key, secret_key and token attributes "
                 "(e.g. botocore.credentials.Credentials)",

@@ -109,12 +109,16 @@ def invoke_path(endpoint_name: str) -> str:
 
 
 def invoke_headers(params: InvokeParams) -> list[tuple[str, str]]:
-    """The X-Amzn-SageMaker-* headers of a call; parameters not given are not sent."""
+    """The X-Amzn-SageMaker-* headers of a call; parameters not given are not sent.
+
+    Spaces and tabs at either end are dropped: RFC 7230 makes them no part of the value (and
+    SigV4 trims them before signing), but HTTP/1.1 stacks such as h11 refuse to send them.
+    """
     headers = []
     for attr, header in _HEADER_FIELDS:
         value = getattr(params, attr)
         if value is not None:
-            headers.append((header, str(value)))
+            headers.append((header, str(value).strip(" \t")))
     return headers
 
 

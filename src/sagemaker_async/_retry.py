@@ -93,7 +93,13 @@ class RetryPolicy:
 
     @staticmethod
     def classify_exception(exc: BaseException) -> RetryDecision:
-        """Connection, read and timeout failures are worth another attempt."""
+        """Connection, read and timeout failures are worth another attempt.
+
+        A request the HTTP stack refuses to send (``LocalProtocolError``) or cannot send
+        (``UnsupportedProtocol``) would fail the same way again: not retried.
+        """
+        if isinstance(exc, (httpx.LocalProtocolError, httpx.UnsupportedProtocol)):
+            return RetryDecision(retry=False)
         if isinstance(exc, httpx.TimeoutException):
             return RetryDecision(retry=True, timeout=True)
         if isinstance(exc, httpx.TransportError):
