@@ -37,6 +37,7 @@ logger = logging.getLogger("sagemaker_async")
 
 _EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 _URL_CACHE_SIZE = 1024
+_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 # A request body: bytes, or a factory of a fresh async stream for each attempt (an upload
 # from a file must be re-read from the start when it is retried).
@@ -384,6 +385,12 @@ class AsyncInferenceClient:
         wire.append(("amz-sdk-invocation-id", invocation_id))
         wire.append(("amz-sdk-request", f"attempt={attempt}; max={max_attempts}"))
         if isinstance(content, bytes):
+            # Where httpx would send Content-Length (a body, or any POST/PUT/PATCH), send it
+            # last, as botocore does; httpx itself would put it first.
+            if (content or method in _LENGTH_METHODS) and not any(
+                name.lower() == "content-length" for name, _ in headers
+            ):
+                wire.append(("Content-Length", str(len(content))))
             return httpx.Request(
                 method, url, headers=wire, content=content, extensions=self._extensions
             )
