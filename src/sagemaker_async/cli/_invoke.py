@@ -1,0 +1,136 @@
+"""``invoke-endpoint-async``, ``wait`` and ``get``: one invocation at a time.
+
+``invoke-endpoint-async`` is the AWS CLI's command (same options, same JSON) plus what the
+AWS CLI cannot do: ``--wait`` for the result. ``wait`` and ``get`` pick up an invocation
+made earlier, by its locations or by the JSON the invoke printed, so a shell script can
+submit now and collect later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ._common import Streams, invocation_json, load_body, make_client, write_body, write_json
+from ._errors import CliError, UsageError
+
+__all__ = ["run_get", "run_invoke", "run_wait"]
+
+
+def _check_wait_options(args: argparse.Namespace) -> None:
+    given = [
+        option
+        for option, value in (
+            ("--timeout", args.timeout),
+            ("--poll-interval", args.poll_interval),
+            ("--outfile", args.outfile),
+        )
+        if value is not None
+    ]
+    if given and not args.wait:
+        raise UsageError(f"{', '.join(given)} only make sense with --wait")
+
+
+async def run_invoke(args: argparse.Namespace, streams: Streams) -> int:
+    """Queue the inference; print the AWS CLI's JSON, or with ``--wait`` the result."""
+    from .._results import DEFAULT_POLL_INTERVAL
+
+    _check_wait_options(args)
+    body = None if args.body is None else load_body(args.body, args.cli_binary_format)
+    async with make_client(args) as client:
+        invocation = await client.invoke_endpoint_async(
+            args.endpoint_name,
+            args.input_location,
+            body=body,
+            content_type=args.content_type,
+            accept=args.accept,
+            custom_attributes=args.custom_attributes,
+            inference_id=args.inference_id,
+            s3_output_path_extension=args.s3_output_path_extension,
+            filename=args.filename,
+            request_ttl_seconds=args.request_ttl_seconds,
+            invocation_timeout_seconds=args.invocation_timeout_seconds,
+        )
+        if not args.wait or args.outfile not in (None, "-"):
+            # Without --wait, or with the body going to a file, standard output gets the
+            # AWS CLI's JSON (as the AWS CLI's invoke-endpoint does with its outfile).
+            write_json(streams.stdout, invocation_json(invocation))
+        if not args.wait:
+            return 0
+        result = await client.wait_for_result(
+            invocation,
+            timeout=args.timeout,
+            poll_interval=args.poll_interval or DEFAULT_POLL_INTERVAL,
+        )
+    write_body(result.body, args.outfile, streams.stdout)
+    return 0
+
+
+def _read_invocation(source: str) -> dict[str, object]:
+    """The JSON object invoke-endpoint-async printed, from a file or standard input."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read --invocation {source}: {exc.strerror or exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict) or not isinstance(document.get("OutputLocation"), str):
+        raise UsageError(
+            f"--invocation {source} is not the JSON printed by invoke-endpoint-async "
+            '(an object with "OutputLocation")'
+        )
+    return document
+
+
+def _invocation(args: argparse.Namespace) -> tuple[str, str, str | None]:
+    """(inference id, output location, failure location) from the options."""
+    output, failure = args.output_location, args.failure_location
+    inference_id = ""
+    if args.invocation is not None:
+        document = _read_invocation(args.invocation)
+        output = str(document["OutputLocation"])
+        stored_failure = document.get("FailureLocation")
+        if failure is None and isinstance(stored_failure, str):
+            failure = stored_failure
+        inference_id = str(document.get("InferenceId") or "")
+    if not inference_id:
+        # Only messages use it; the object's name is the best stand-in.
+        inference_id = output.rstrip("/").rpartition("/")[2]
+    return inference_id, output, failure
+
+
+async def run_wait(args: argparse.Namespace, streams: Streams) -> int:
+    """Wait for the output (or the failure) of an earlier invocation; write the body."""
+    from .. import AsyncInvocation
+    from .._results import DEFAULT_POLL_INTERVAL
+
+    inference_id, output, failure = _invocation(args)
+    async with make_client(args) as client:
+        result = await client.wait_for_result(
+            AsyncInvocation(inference_id, output, failure),
+            timeout=args.timeout,
+            poll_interval=args.poll_interval or DEFAULT_POLL_INTERVAL,
+        )
+    write_body(result.body, args.outfile, streams.stdout)
+    return 0
+
+
+async def run_get(args: argparse.Namespace, streams: Streams) -> int:
+    """One look: write the body, or say the inference failed or is not finished yet."""
+    from .. import AsyncInvocation
+
+    inference_id, output, failure = _invocation(args)
+    async with make_client(args) as client:
+        result = await client.poll_result(AsyncInvocation(inference_id, output, failure))
+    if result is None:
+        where = output if failure is None else f"{output} (nor at {failure})"
+        raise CliError(
+            f"no result yet at {where}: the inference may still be queued or running; "
+            "use 'sagemaker-async wait' to wait for it"
+        )
+    write_body(result.body, args.outfile, streams.stdout)
+    return 0
