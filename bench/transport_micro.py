@@ -6,6 +6,8 @@ fresh process that calls ``transport.handle_async_request`` directly with prebui
 ``httpx.Request`` objects (no AsyncClient, no signing), reads each body, and reports
 requests per second and its own CPU time per call (``time.process_time``). Rounds are
 interleaved (A B C A B C ...) so machine noise hits all alike; medians are printed.
+"httpx" runs with a stub ``sniffio`` module (httpx at its best); "httpx-nosniffio" as
+installed here, where httpcore retries the failing ``import sniffio`` on every request.
 "raw" is the floor for reference: a bare asyncio.Protocol client with the request bytes
 built once and a minimal response parse (its "responses" are not httpx.Response objects).
 
@@ -16,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import statistics
 import subprocess
 import sys
 import time
+import types
 from typing import Any
 
 import httpx
@@ -161,6 +165,13 @@ def _make_transport(kind: str, port: int) -> httpx.AsyncBaseTransport:
         from sagemaker_async._transport import LeanTransport
 
         return LeanTransport()
+    if kind == "httpx":
+        # httpcore imports sniffio on every request and, when the import fails (a fresh
+        # `pip install httpx` no longer brings it), pays a sys.path search each time. A
+        # stub stands in for the installed package so httpx is measured at its best.
+        stub = types.ModuleType("sniffio")
+        stub.current_async_library = lambda: "asyncio"  # type: ignore[attr-defined]
+        sys.modules.setdefault("sniffio", stub)
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     return httpx.AsyncHTTPTransport(limits=limits)
 
@@ -227,15 +238,19 @@ def main() -> None:
     assert server.stdout is not None
     assert server.stdin is not None
     port = int(server.stdout.readline())
-    kinds = ("raw", "lean", "httpx")
+    kinds: tuple[str, ...] = ("raw", "lean", "httpx")
+    if importlib.util.find_spec("sniffio") is None:
+        kinds += ("httpx-nosniffio",)
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
     try:
         for _ in range(args.rounds):
             for inflight in (1, 64):
                 for kind in kinds:
+                    # httpx without sniffio runs at ~150 req/s: fewer calls keep it short.
+                    calls = min(args.calls, 2000) if kind == "httpx-nosniffio" else args.calls
                     out = subprocess.run(
                         [sys.executable, __file__, "--client", kind, "--port", str(port),
-                         "--calls", str(args.calls), "--inflight", str(inflight)],
+                         "--calls", str(calls), "--inflight", str(inflight)],
                         check=True, capture_output=True, text=True,
                     )  # fmt: skip
                     results.setdefault((kind, inflight), []).append(json.loads(out.stdout))
@@ -244,16 +259,18 @@ def main() -> None:
         server.wait(timeout=10)
 
     print(f"{args.calls} calls per run, median of {args.rounds} interleaved rounds")
-    print(f"{'transport':<12}{'in flight':>10}{'req/s':>10}{'CPU µs/call':>14}")
+    print(f"{'transport':<18}{'in flight':>10}{'req/s':>10}{'CPU µs/call':>14}")
     table: dict[tuple[str, int], tuple[float, float]] = {}
     for (kind, inflight), runs in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         req_s = statistics.median(r["req_s"] for r in runs)
         cpu_us = statistics.median(r["cpu_us"] for r in runs)
         table[kind, inflight] = (req_s, cpu_us)
-        print(f"{kind:<12}{inflight:>10}{req_s:>10.0f}{cpu_us:>14.1f}")
+        print(f"{kind:<18}{inflight:>10}{req_s:>10.0f}{cpu_us:>14.1f}")
     for inflight in (1, 64):
         lean = table["lean", inflight]
-        for other in ("httpx", "raw"):
+        for other in ("httpx", "httpx-nosniffio", "raw"):
+            if (other, inflight) not in table:
+                continue
             base = table[other, inflight]
             print(
                 f"lean / {other} at {inflight} in flight: {lean[0] / base[0]:.2f}x req/s, "
