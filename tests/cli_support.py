@@ -83,7 +83,7 @@ async def finish(process: asyncio.subprocess.Process, stdin: bytes | None = None
         await process.wait()
         raise
     assert process.returncode is not None
-    return Completed(process.returncode, out, err.decode("utf-8", errors="replace"))
+    return Completed(process.returncode, out, (err or b"").decode("utf-8", errors="replace"))
 
 
 async def run_cli(

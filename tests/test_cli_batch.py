@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import re
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,3 +301,46 @@ async def test_too_many_errors_stop_the_batch_with_exit_1(local: Local, tmp_path
     assert len(entries) == 3
     assert all(entry["submitted"] is False for entry in entries)
     assert "no-such-endpoint" in entries[0]["error"]
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything the child writes to its terminal, until it closes it (EIO on Linux)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def test_on_a_terminal_progress_is_one_line_redrawn_in_place(
+    local: Local, tmp_path: Path
+) -> None:
+    for number in range(1, 4):
+        (tmp_path / f"{number}.txt").write_text(f"item {number}")
+    manifest = write_manifest(tmp_path, [f"{number}.txt" for number in range(1, 4)])
+    main_fd, child_fd = pty.openpty()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sagemaker_async", "batch", "--endpoint-name", "model",
+            "--manifest", str(manifest), "--record", str(tmp_path / "record.jsonl"),
+            stdout=asyncio.subprocess.PIPE, stderr=child_fd, env=local.env,
+        )  # fmt: skip
+    finally:
+        os.close(child_fd)  # the child holds its own copy
+    try:
+        reader = asyncio.ensure_future(asyncio.to_thread(_read_all, main_fd))
+        result = await finish(process)
+        shown = (await asyncio.wait_for(reader, WAIT)).decode()
+    finally:
+        os.close(main_fd)
+    assert result.returncode == 0, shown
+    assert shown.startswith("\rbatch: 0/3 submitted")
+    assert "\x1b[K" in shown
+    assert shown.count("\n") == 1  # only the end of the one line
+    assert shown.endswith("\n")
+    assert "\rbatch: 3/3 submitted" in shown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -77,6 +78,12 @@ def run(
     handler = install_debug_logging(streams.stderr, redact) if debug else None
     try:
         return asyncio.run(_command(args.command)(args, streams))
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as Unix tools do, and keep
+        # Python from complaining again when it flushes standard output at exit.
+        if streams.stdout is sys.stdout.buffer:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc, prog=PROG, stderr=streams.stderr, redact=redact, debug=debug)
     finally:
