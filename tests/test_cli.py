@@ -293,6 +293,7 @@ async def test_usage_errors_exit_2_with_the_usage(local: Local) -> None:
     assert "usage: sagemaker-async" in nothing.stderr
 
 
+@pytest.mark.slow  # several runs of the CLI
 async def test_no_region_is_exit_2_and_no_credentials_exit_1(local: Local) -> None:
     no_region = dict(local.env)
     del no_region["AWS_REGION"]
@@ -378,6 +379,7 @@ async def test_ctrl_c_while_waiting_exits_130_without_a_traceback(local: Local) 
     assert "Traceback" not in "".join(seen) + result.stderr
 
 
+@pytest.mark.slow  # several runs of the CLI
 async def test_help_and_version(local: Local) -> None:
     version = await run_cli("--version", env=local.env)
     assert (version.returncode, version.text) == (0, f"sagemaker-async {__version__}\n")

@@ -93,7 +93,7 @@ async def test_a_manifest_batch_with_progress_lines_and_a_record(
     manifest = write_manifest(
         tmp_path,
         [
-            {"input": "data/1.txt", "content_type": "text/plain"},
+            {"input": "data/1.txt", "custom_attributes": "manifest-secret-attribute"},
             '"data/2.txt"',
             "data/3.txt",
             "# a comment, and a blank line",
@@ -154,6 +154,8 @@ async def test_a_manifest_batch_with_progress_lines_and_a_record(
     await local.endpoint.wait_idle(5)
     out = await get_object(local.endpoint, by_key["2:data/2.txt"]["output_location"])
     assert out.body == b"ITEM 2"
+    shown = record.read_text() + result.stderr + result.text
+    assert "manifest-secret-attribute" not in shown  # custom attributes are never written
 
 
 async def test_batch_wait_records_each_outcome_and_exits_1_on_a_failure(

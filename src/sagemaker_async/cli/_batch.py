@@ -28,7 +28,7 @@ from ._aimd import AdaptiveLimit, Slot
 from ._errors import CliError, Redactor, describe
 from ._manifest import Item, upload_uri
 from ._progress import Counters, Progress
-from ._record import FINAL_OUTCOMES, RecordFile
+from ._record import FINAL_OUTCOMES, ItemState, RecordFile
 
 if TYPE_CHECKING:
     from .. import AsyncInvocation, InferenceResult
@@ -207,7 +207,7 @@ class Batch:
         return counters
 
     @staticmethod
-    def _invocation(state: Any) -> AsyncInvocation:
+    def _invocation(state: ItemState) -> AsyncInvocation:
         from .. import AsyncInvocation
 
         return AsyncInvocation(
@@ -233,9 +233,8 @@ class Batch:
             await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopped.cancel()
-            if not acquire.done():
-                acquire.cancel()
-                await asyncio.gather(acquire, return_exceptions=True)
+            acquire.cancel()  # a no-op once it has its slot
+            await asyncio.gather(acquire, stopped, return_exceptions=True)
         if acquire.cancelled() or acquire.exception() is not None:
             return None
         slot = acquire.result()
