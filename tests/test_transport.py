@@ -27,6 +27,7 @@ import pytest
 from sagemaker_async._transport import (
     LeanTransport,
     PoolStats,
+    _Connection,
     _ResponseStream,
     proxy_configured,
 )
@@ -627,6 +628,26 @@ async def test_read_timeout_while_streaming_a_body(serve, transport) -> None:
     assert stats_of(transport, server).open == 0
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["bytes", "stream"])
+async def test_write_timeout(serve, streamed: bool) -> None:
+    never = asyncio.Event()
+
+    async def never_reads(reader, writer) -> None:
+        await never.wait()
+
+    async def body() -> AsyncIterator[bytes]:
+        for block in pattern(64 * 1024 * 1024):
+            yield block
+
+    server = await serve(never_reads)
+    transport = LeanTransport(write_timeout=0.05)
+    content = body() if streamed else b"w" * (32 * 1024 * 1024)
+    with pytest.raises(httpx.WriteTimeout):
+        await send(transport, "PUT", server.url, content=content)
+    assert stats_of(transport, server).open == 0
+    await transport.aclose()
+
+
 @pytest.fixture
 def full_backlog() -> Iterator[int]:
     """A port whose accept queue is full: connecting to it hangs (Linux drops the SYN)."""
@@ -866,6 +887,23 @@ async def test_cancel_while_connecting(full_backlog: int) -> None:
         await task
     assert transport.stats()[f"http://127.0.0.1:{full_backlog}"].open == 0
     await transport.aclose()
+
+
+async def test_connection_handed_to_a_waiter_cancelled_at_that_moment_is_passed_on() -> None:
+    """The race a waiter queue must get right: handed a connection, then cancelled."""
+    transport = LeanTransport(max_connections=1)
+    request = httpx.Request("GET", "http://127.0.0.1:9/")
+    pool = transport._new_pool((b"http", b"127.0.0.1", 9), request)
+    pool.n_open = 1  # the only slot is taken
+    waiting = asyncio.create_task(pool.acquire(transport._defaults, request))
+    await until(lambda: len(pool.waiters) == 1, "waiting for the pool")
+    conn = _Connection(pool)
+    pool.release(conn)  # handed over...
+    waiting.cancel()  # ...and cancelled before the waiter could run
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert pool.idle == [conn]  # given back, not lost
+    assert pool.stats() == PoolStats(open=1, idle=1, waiting=0)
 
 
 async def test_pool_timeout(serve) -> None:
