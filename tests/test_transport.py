@@ -15,6 +15,7 @@ import datetime
 import gzip
 import hashlib
 import ipaddress
+import os
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -23,10 +24,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sagemaker_async._transport import (
     LeanTransport,
     PoolStats,
+    _ChunkedReader,
     _Connection,
     _ResponseStream,
     proxy_configured,
@@ -438,6 +442,33 @@ async def test_gzip_body_is_decoded(serve) -> None:
     async with httpx.AsyncClient(transport=LeanTransport()) as client:
         resp = await client.get(server.url)
     assert resp.json() == {"ok": True}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(st.binary(min_size=1, max_size=40), max_size=8),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+    extension=st.sampled_from([b"", b";a=1", b" ; name"]),
+    trailers=st.sampled_from([b"", b"X-Sum: 1\r\n", b"A: b\r\nC: d\r\n"]),
+)
+def test_chunked_decoding_is_independent_of_packet_boundaries(
+    chunks: list[bytes], cuts: list[int], extension: bytes, trailers: bytes
+) -> None:
+    wire = b"".join(b"%x%b\r\n%b\r\n" % (len(c), extension, c) for c in chunks)
+    wire += b"0\r\n" + trailers + b"\r\nNEXT"
+    reader = _ChunkedReader()
+    buf = bytearray()
+    out = []
+    position = 0
+    for cut in [*sorted(c % (len(wire) + 1) for c in cuts), len(wire)]:
+        buf += wire[position:cut]
+        position = max(position, cut)
+        out.append(reader.take(buf))
+        if reader.done:
+            break
+    assert reader.done
+    assert b"".join(out) == b"".join(chunks)
+    assert bytes(buf) + wire[position:] == b"NEXT"  # not a byte past the message
 
 
 @pytest.mark.parametrize(
@@ -943,6 +974,18 @@ async def test_closed_transport_refuses_requests(serve) -> None:
         await send(transport, "GET", server.url)
 
 
+async def test_aclose_fails_requests_in_flight(serve) -> None:
+    handler, arrived, _release = gated()
+    server = await serve(handler)
+    transport = LeanTransport()
+    task = asyncio.create_task(send(transport, "POST", server.url, content=b"x"))
+    await arrived.wait()
+    await transport.aclose()
+    with pytest.raises((httpx.ReadError, RuntimeError)):
+        await task
+    await server.all_closed.wait()
+
+
 async def test_unsupported_scheme(transport) -> None:
     with pytest.raises(httpx.UnsupportedProtocol):
         await send(transport, "GET", "ftp://127.0.0.1/")
@@ -976,7 +1019,30 @@ async def test_async_client_get_and_post(serve) -> None:
         ("https://a.example.com/", {"https_proxy": "proxy:3128"}, True),
         ("http://a.example.com/", {"HTTPS_PROXY": "http://proxy:3128"}, False),
         ("http://a.example.com/", {"HTTP_PROXY": "http://proxy:3128"}, True),
-        ("http://a.example.com/", {"ALL_PROXY": "socks5://proxy:1080"}, True),
+        ("http://a.example.com/", {"ALL_PROXY": "http://proxy:1080"}, True),
+        (
+            "https://a.example.com/",
+            {"all_proxy": "http://proxy:1080", "NO_PROXY": "a.example.com"},
+            False,
+        ),
+        (
+            "http://example.com:8080/",
+            {"HTTP_PROXY": "http://p", "NO_PROXY": "example.com:8080"},
+            False,
+        ),
+        (
+            "http://example.com:8081/",
+            {"HTTP_PROXY": "http://p", "NO_PROXY": "example.com:8080"},
+            True,
+        ),
+        ("http://10.1.2.3/", {"HTTP_PROXY": "http://p", "NO_PROXY": "10.0.0.0/8"}, True),
+        # httpx reads "*.example.com" as the host pattern "**.example.com": no match.
+        ("https://a.example.com/", {"HTTPS_PROXY": "http://p", "NO_PROXY": "*.example.com"}, True),
+        (
+            "http://a.example.com/",
+            {"HTTP_PROXY": "http://p", "NO_PROXY": " , a.example.com "},
+            False,
+        ),
         ("http://a.example.com/", {"HTTP_PROXY": "http://p", "REQUEST_METHOD": "GET"}, False),
         ("http://a.example.com/", {"http_proxy": "http://p", "REQUEST_METHOD": "GET"}, True),
         ("https://a.example.com/", {"HTTPS_PROXY": "http://p", "https_proxy": ""}, False),
@@ -999,5 +1065,16 @@ async def test_async_client_get_and_post(serve) -> None:
         ("https://a.b.com/", {"HTTPS_PROXY": "http://p", "NO_PROXY": "http://a.b.com"}, True),
     ],
 )
-def test_proxy_configured(url: str, env: dict[str, str], expected: bool) -> None:
+def test_proxy_configured(
+    url: str, env: dict[str, str], expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert proxy_configured(httpx.URL(url), env) is expected
+    # httpx itself is the oracle: the client falls back to its transport when we say so.
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy") or name == "REQUEST_METHOD":
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with httpx.Client(verify=False) as client:
+        routed = client._transport_for_url(httpx.URL(url)) is not client._transport
+    assert routed is expected

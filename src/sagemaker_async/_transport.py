@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import re
 import ssl
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
@@ -101,32 +102,44 @@ def _system_has_ca_certs(context: ssl.SSLContext) -> bool:
 
 
 def proxy_configured(url: httpx.URL, env: Mapping[str, str]) -> bool:
-    """Whether httpx, trusting ``env``, would send a request for ``url`` through a proxy.
+    """Whether ``httpx.AsyncClient(trust_env=True)`` would send ``url`` through a proxy.
 
-    Reads ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` the way
-    ``urllib.request.getproxies_environment`` does (lowercase names win over uppercase; an
-    empty lowercase value unsets; ``HTTP_PROXY`` is ignored under CGI, i.e. when
-    ``REQUEST_METHOD`` is set), then matches ``NO_PROXY`` as httpx does: ``*`` disables
-    proxies; ``example.com`` matches it and its subdomains; ``.example.com`` only
-    subdomains; IP addresses and ``localhost`` match exactly; an entry with ``://`` matches
-    scheme and host. The caller uses a transport that supports proxies when this is true.
+    The caller falls back to httpx's own transport when this is true, so it mirrors httpx
+    0.28 exactly rather than any other reading of these variables: the environment is
+    read as ``urllib.request.getproxies_environment`` reads it (``HTTP_PROXY``,
+    ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``; lowercase names win; an empty lowercase
+    value unsets; ``HTTP_PROXY`` is ignored when ``REQUEST_METHOD`` is set, as under CGI),
+    then turned into httpx's mount patterns and matched most specific first. So in
+    ``NO_PROXY``: ``*`` disables proxies; ``example.com`` covers it and its subdomains;
+    ``.example.com`` only subdomains; IP addresses and ``localhost`` match exactly (no
+    CIDR ranges); ``http://example.com`` matches that scheme and host only.
     """
     proxies = _env_proxies(env)
-    scheme = url.scheme
-    if not (proxies.get(scheme) if scheme in ("http", "https") else None) and not proxies.get(
-        "all"
-    ):
-        return False
-    host = url.host.lower()
+    mounts: dict[str, bool] = {}  # httpx mount pattern -> goes through a proxy
+    for scheme in ("http", "https", "all"):
+        if proxies.get(scheme):
+            mounts[f"{scheme}://"] = True
     for entry in proxies.get("no", "").split(","):
-        entry = entry.strip().lower()
-        if not entry:
+        host = entry.strip()
+        if host == "*":
+            return False
+        if not host:
             continue
-        if entry == "*":
-            return False
-        if _no_proxy_matches(entry, scheme, host, url.port):
-            return False
-    return True
+        if "://" in host:
+            mounts[host] = False
+        elif _is_ip_literal(host, 4):
+            mounts[f"all://{host}"] = False
+        elif _is_ip_literal(host, 6):
+            mounts[f"all://[{host}]"] = False
+        elif host.lower() == "localhost":
+            mounts[f"all://{host}"] = False
+        else:
+            mounts[f"all://*{host}"] = False
+    patterns = sorted((_MountPattern(key), proxied) for key, proxied in mounts.items())
+    for pattern, proxied in patterns:
+        if pattern.matches(url):
+            return proxied
+    return False
 
 
 def _env_proxies(env: Mapping[str, str]) -> dict[str, str]:
@@ -147,38 +160,47 @@ def _env_proxies(env: Mapping[str, str]) -> dict[str, str]:
     return proxies
 
 
-def _no_proxy_matches(entry: str, scheme: str, host: str, port: int | None) -> bool:
-    exact = "://" in entry  # httpx takes "http://example.com" literally: no subdomains
-    if exact:
-        entry_scheme, _, entry = entry.partition("://")
-        if entry_scheme not in ("all", scheme):
-            return False
-    if _is_ip_literal(entry):
-        return host == entry.split("/")[0].strip("[]")
-    entry_port: int | None = None
-    name, sep, port_text = entry.rpartition(":")
-    if sep and port_text.isdigit() and "]" not in port_text:
-        entry, entry_port = name, int(port_text)
-    if entry_port is not None and entry_port != port:
-        return False
-    if exact or entry == "localhost":
-        return host == entry
-    if entry.startswith("*."):
-        entry = entry[1:]
-    elif entry.startswith("*"):
-        entry = entry[1:]
-        return host == entry or host.endswith("." + entry)
-    if entry.startswith("."):
-        return host.endswith(entry)
-    return host == entry or host.endswith("." + entry)
-
-
-def _is_ip_literal(text: str) -> bool:
+def _is_ip_literal(text: str, version: int) -> bool:
+    address = text.split("/")[0]
     try:
-        ipaddress.ip_address(text.split("/")[0].strip("[]"))
+        if version == 4:
+            ipaddress.IPv4Address(address)
+        else:
+            ipaddress.IPv6Address(address)
     except ValueError:
         return False
     return True
+
+
+class _MountPattern:
+    """httpx's ``URLPattern`` (a private class there), re-stated: scheme, host, port."""
+
+    def __init__(self, pattern: str) -> None:
+        url = httpx.URL(pattern)
+        self.scheme = "" if url.scheme == "all" else url.scheme
+        self.host = "" if url.host == "*" else url.host
+        self.port = url.port
+        if not self.host:
+            self.regex: re.Pattern[str] | None = None
+        elif self.host.startswith("*."):
+            self.regex = re.compile(f"^.+\\.{re.escape(self.host[2:])}$")
+        elif self.host.startswith("*"):
+            self.regex = re.compile(f"^(.+\\.)?{re.escape(self.host[1:])}$")
+        else:
+            self.regex = re.compile(f"^{re.escape(self.host)}$")
+
+    def matches(self, url: httpx.URL) -> bool:
+        if self.scheme and self.scheme != url.scheme:
+            return False
+        if self.regex is not None and not self.regex.match(url.host):
+            return False
+        return self.port is None or self.port == url.port
+
+    def priority(self) -> tuple[int, int, int]:
+        return (0 if self.port is not None else 1, -len(self.host), -len(self.scheme))
+
+    def __lt__(self, other: _MountPattern) -> bool:
+        return self.priority() < other.priority()
 
 
 # --------------------------------------------------------------------------------------
@@ -1147,6 +1169,7 @@ class _Pool:
         self.closed = True
         for conn in list(self.conns):
             conn.idle = False
+            conn.error = ConnectionAbortedError("LeanTransport.aclose() closed the connection")
             conn.abort()
         self.conns.clear()
         self.idle.clear()
