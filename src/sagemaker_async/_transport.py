@@ -16,6 +16,13 @@ replaces only the engine underneath:
 * small ``Content-Length`` bodies (<= 64 KiB) are read before returning, so the response
   comes back complete; larger or unknown-length bodies stream with read flow control.
 
+Measured on the project's 2-core machine: h11 costs about 86 µs per exchange (reused
+connection) against about 8 µs here for serializing the request and parsing the response
+head; ``bench/transport_micro.py`` compares the whole transport with httpx's. Two shortcuts
+touch httpx internals, each with a fallback should httpx change: a read body is stored as
+``Response._content`` (skipping a decoder pass), and headers go in as the
+``Headers._list`` triples the parser already built.
+
 What it does not do: proxies and HTTP/2. :func:`proxy_configured` tells the caller when the
 environment asks for a proxy, so it can fall back to httpx's own transport.
 
@@ -1004,6 +1011,11 @@ class _Pool:
         self.waiters: deque[asyncio.Future[_Connection | _Slot | None]] = deque()
         self.closed = False
 
+    @property
+    def origin(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.ssl is not None else 'http'}://{host}:{self.port}"
+
     def stats(self) -> PoolStats:
         return PoolStats(self.n_open, len(self.idle), len(self.waiters))
 
@@ -1235,12 +1247,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
 
     def stats(self) -> dict[str, PoolStats]:
         """Per-origin pool counts, keyed ``"scheme://host:port"`` (for tests and debugging)."""
-        return {
-            f"{'https' if pool.ssl is not None else 'http'}://{pool.host}:{pool.port}": (
-                pool.stats()
-            )
-            for pool in self._pools.values()
-        }
+        return {pool.origin: pool.stats() for pool in self._pools.values()}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._closed:
