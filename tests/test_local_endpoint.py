@@ -416,6 +416,7 @@ async def test_our_client_sees_an_unknown_endpoint_as_a_validation_error() -> No
 # -- concurrency -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # ~1-2 s: moto stores 100 objects, a few ms each
 async def test_100_concurrent_invocations_honour_the_concurrency_limit() -> None:
     limit, total = 8, 100
     running = 0

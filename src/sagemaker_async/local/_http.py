@@ -25,8 +25,9 @@ __all__ = ["HttpServer", "Request", "Response"]
 logger = logging.getLogger("sagemaker_async.local")
 
 _READ_SIZE = 65536
-# Framing is h11's job: whatever the application says about it is replaced.
-_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+# Framing is h11's job: whatever the application says about it is replaced. (Connection
+# passes: "Connection: close" is how a response asks h11 to end the connection.)
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "keep-alive"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,7 @@ class EndpointQueue:
         self._on_finished = on_finished
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
+        self._closing = False
 
     def start(self) -> None:
         self._workers = [
@@ -100,6 +101,10 @@ class EndpointQueue:
 
     async def aclose(self) -> None:
         """Stop the workers; requests still queued or running are dropped unanswered."""
+        # The flag, not only the cancel: a cancellation can be lost in a race inside code
+        # the worker awaits (Python < 3.12's wait_for is one such place), and a worker that
+        # missed it must not go back to waiting on the queue forever.
+        self._closing = True
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -114,7 +119,7 @@ class EndpointQueue:
         return self._queue.qsize()
 
     async def _work(self) -> None:
-        while True:
+        while not self._closing:
             job = await self._queue.get()
             try:
                 await self._process(job)
@@ -153,16 +158,21 @@ class EndpointQueue:
         failure: str | None = None
         stats.running += 1
         stats.peak_running = max(stats.peak_running, stats.running)
+        # A task and asyncio.wait rather than wait_for: before Python 3.12, wait_for can
+        # swallow the worker's own cancellation when the handler finishes at that moment.
+        run = asyncio.ensure_future(self.runner(payload, job.attributes))
         try:
-            output = await asyncio.wait_for(
-                self.runner(payload, job.attributes),
-                timeout=job.invocation_timeout_seconds * self._time_scale,
-            )
-        except asyncio.TimeoutError:
-            failure = (
-                "Inference timed out: the model did not answer within the "
-                f"InvocationTimeoutSeconds of {job.invocation_timeout_seconds}."
-            )
+            await asyncio.wait({run}, timeout=job.invocation_timeout_seconds * self._time_scale)
+            if run.done():
+                output = run.result()
+            else:
+                # Stop waiting, as the service does. A sync handler's thread cannot be
+                # stopped; it runs on and its result is dropped.
+                run.cancel()
+                failure = (
+                    "Inference timed out: the model did not answer within the "
+                    f"InvocationTimeoutSeconds of {job.invocation_timeout_seconds}."
+                )
         except HandlerError as exc:
             failure = exc.message
         except Exception as exc:
@@ -170,6 +180,8 @@ class EndpointQueue:
             failure = f"Model error: {type(exc).__name__}: {exc}"
         finally:
             stats.running -= 1
+            if not run.done():
+                run.cancel()  # we are being cancelled: the handler goes with us
 
         if failure is not None:
             await self._fail(job, failure)

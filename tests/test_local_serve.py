@@ -1,0 +1,190 @@
+"""``serve`` (what ``sagemaker-async local serve`` runs), its ``python -m`` entry point, and
+the bundled demo models."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from sagemaker_async import AsyncInferenceClient
+from sagemaker_async.local import InvocationAttributes, serve
+from sagemaker_async.local._serve import parse_endpoint_specs
+from sagemaker_async.local.demo_models import always_fails, echo_upper, sentiment
+from test_local_support import KEY, REGION, SECRET, warm_moto
+
+__all__ = ["warm_moto"]
+
+DEMO = "sagemaker_async.local.demo_models"
+
+
+def _attributes(custom: str | None = None, content_type: str | None = None) -> InvocationAttributes:
+    return InvocationAttributes(content_type, None, custom, "id-1", "demo")
+
+
+# -- serve, in process ---------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("warm_moto")
+async def test_serve_prints_the_exports_first_then_serves_until_cancelled() -> None:
+    lines: list[str] = []
+    ready = asyncio.Event()
+
+    def collect(line: str) -> None:
+        lines.append(line)
+        if line.startswith("# Ctrl-C"):
+            ready.set()
+
+    secret = "s3cr3t-never-printed"
+    task = asyncio.create_task(
+        serve(
+            [f"demo={DEMO}:echo_upper", f"sentiment={DEMO}:sentiment"],
+            credentials=f"{KEY}:{secret}",
+            print=collect,
+        )
+    )
+    await asyncio.wait_for(ready.wait(), 5)
+    runtime, s3 = lines[:2]
+    assert runtime.startswith("export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:")
+    url = runtime.split("=", 1)[1]
+    assert s3 == f"export AWS_ENDPOINT_URL_S3={url}"
+    assert "demo, sentiment" in lines[2]
+    assert "s3://sagemaker-async-local/output" in lines[3]
+    assert all(line.startswith("#") for line in lines[2:])  # harmless if eval'd by a shell
+    assert not any(secret in line for line in lines)
+
+    async with AsyncInferenceClient(
+        REGION,
+        endpoint_url=url,
+        s3_endpoint_url=url,
+        aws_access_key_id=KEY,
+        aws_secret_access_key=secret,
+    ) as client:
+        inv = await client.invoke_endpoint_async("demo", body=b"hi")
+        assert inv.output_location is not None
+        assert inv.output_location.startswith("s3://sagemaker-async-local/output/")
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(httpx.ConnectError):
+            await http.get(url)
+
+
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        ([], "at least one endpoint"),
+        (["no-equals-sign"], "is not NAME=package.module:function"),
+        (["a="], "is not NAME=package.module:function"),
+        (["a=module_without_colon"], "is not of the form package.module:function"),
+        (["a=no_such_module_xyz:f"], "cannot import 'no_such_module_xyz'"),
+        (["a=json:no_such_function"], "'json' has no 'no_such_function'"),
+        (["a=json:__doc__"], "names a str, not a callable"),
+        ([f"a={DEMO}:echo_upper", f"a={DEMO}:sentiment"], "given twice"),
+    ],
+)
+def test_bad_endpoint_specs_are_refused_with_a_reason(specs: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_endpoint_specs(specs)
+
+
+def test_endpoint_specs() -> None:
+    parsed = parse_endpoint_specs([f"a={DEMO}:echo_upper", "b=http://127.0.0.1:8080"])
+    assert parsed == {"a": echo_upper, "b": "http://127.0.0.1:8080"}
+
+
+# -- python -m sagemaker_async.local serve ----------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_python_m_serve_runs_and_stops_on_ctrl_c() -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sagemaker_async.local",
+        "serve",
+        "--endpoint",
+        f"demo={DEMO}:echo_upper",
+        "--concurrency",
+        "2",
+        "--credentials",
+        f"{KEY}:{SECRET}",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "0"},
+    )
+    try:
+        assert process.stdout is not None
+        first = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().strip()
+        second = (await asyncio.wait_for(process.stdout.readline(), 5)).decode().strip()
+        url = first.split("=", 1)[1]
+        assert second == f"export AWS_ENDPOINT_URL_S3={url}"
+        async with AsyncInferenceClient(
+            REGION,
+            endpoint_url=url,
+            s3_endpoint_url=url,
+            aws_access_key_id=KEY,
+            aws_secret_access_key=SECRET,
+        ) as client:
+            inv = await client.invoke_endpoint_async("demo", body=b"hi")
+            assert inv.inference_id
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 130
+        assert b"Traceback" not in stderr
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+@pytest.mark.slow
+def test_python_m_serve_reports_a_bad_spec_with_status_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sagemaker_async.local", "serve", "--endpoint", "bad"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: endpoint 'bad' is not NAME=")
+    assert "Traceback" not in result.stderr
+
+
+# -- the demo models ---------------------------------------------------------------------------
+
+
+def test_echo_upper() -> None:
+    assert echo_upper(b"hello") == b"HELLO"
+
+
+async def test_sentiment_scores_words() -> None:
+    body, content_type = await sentiment(b"I love it, great and fast", _attributes())
+    assert content_type == "application/json"
+    assert json.loads(body) == {"label": "positive", "score": 1.0, "words": 6}
+    body, _ = await sentiment(
+        b'{"text": "slow and bad but good"}', _attributes(content_type="application/json")
+    )
+    assert json.loads(body)["label"] == "negative"
+    body, _ = await sentiment(b"a table", _attributes(custom="delay=0"))
+    assert json.loads(body)["label"] == "neutral"
+
+
+@pytest.mark.parametrize("payload", [b"", b"   ", b"\xff\xfe"])
+async def test_sentiment_fails_on_empty_or_non_text(payload: bytes) -> None:
+    with pytest.raises(ValueError, match="sentiment needs"):
+        await sentiment(payload, _attributes())
+
+
+def test_always_fails() -> None:
+    with pytest.raises(RuntimeError, match="always fails"):
+        always_fails(b"x")
