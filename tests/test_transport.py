@@ -18,6 +18,8 @@ import ipaddress
 import os
 import socket
 import ssl
+import sys
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -444,7 +446,7 @@ async def test_gzip_body_is_decoded(serve) -> None:
     assert resp.json() == {"ok": True}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     chunks=st.lists(st.binary(min_size=1, max_size=40), max_size=8),
     cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
@@ -999,6 +1001,61 @@ async def test_aclose_fails_requests_in_flight(serve) -> None:
 async def test_unsupported_scheme(transport) -> None:
     with pytest.raises(httpx.UnsupportedProtocol):
         await send(transport, "GET", "ftp://127.0.0.1/")
+
+
+_SUBPROCESS_SERVER = r"""
+import asyncio, sys
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buf = transport, bytearray()
+
+    def data_received(self, data):
+        self.buf += data
+        out = []
+        while (end := self.buf.find(b"\r\n\r\n")) >= 0:
+            target = bytes(self.buf[: end]).split(b" ", 2)[1]
+            del self.buf[: end + 4]
+            out.append(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(target), target))
+        self.transport.write(b"".join(out))
+
+async def main():
+    server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main())
+"""
+
+
+async def test_many_requests_against_a_server_in_another_process() -> None:
+    """No answer goes to the wrong caller when a separate process serves 64 at a time."""
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _SUBPROCESS_SERVER, stdin=PIPE, stdout=PIPE
+    )
+    assert server.stdout is not None
+    assert server.stdin is not None
+    port = int(await server.stdout.readline())
+    transport = LeanTransport(max_connections=16)
+    queue = iter(range(640))
+
+    async def worker() -> list[tuple[int, bytes]]:
+        done = []
+        for i in queue:
+            resp = await send(transport, "GET", f"http://127.0.0.1:{port}/call/{i}")
+            done.append((i, resp.content))
+        return done
+
+    try:
+        results = [pair for batch in await asyncio.gather(*(worker() for _ in range(64)))
+                   for pair in batch]  # fmt: skip
+    finally:
+        await transport.aclose()
+        server.stdin.close()
+        await server.wait()
+    assert len(results) == 640
+    assert all(body == b"/call/%d" % i for i, body in results)
+    assert transport.stats()[f"http://127.0.0.1:{port}"] == PoolStats(open=0, idle=0, waiting=0)
 
 
 # --------------------------------------------------------------------------------------
