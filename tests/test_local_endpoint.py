@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 
@@ -146,6 +147,28 @@ async def test_output_content_types() -> None:
         # Without a content type of its own, the output takes the one type Accept named.
         assert (await get_object(local, accept.output_location)).content_type == "image/png"
         assert (await get_object(local, typed.output_location)).content_type == "application/xml"
+
+
+async def test_log_lines_name_the_inference_never_its_payload_or_attributes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="sagemaker_async.local")
+
+    def failing(payload: bytes) -> bytes:
+        raise ValueError("no")
+
+    async with LocalEndpoint({"ep": upper, "bad": failing}) as local, client_for(local) as client:
+        ok = await client.invoke_endpoint_async(
+            "ep", body=b"payload-secret", custom_attributes="attr-secret", inference_id="inf-1"
+        )
+        bad = await client.invoke_endpoint_async("bad", body=b"x", inference_id="inf-2")
+        await local.wait_idle(WAIT)
+    text = caplog.text
+    assert "ep: inf-1 queued (" in text
+    assert f"ep: inf-1 done -> {ok.output_location}" in text
+    assert f"bad: inf-2 failed -> {bad.failure_location} (Model error: ValueError: no)" in text
+    for secret in ("payload-secret", "PAYLOAD-SECRET", "attr-secret"):
+        assert secret not in text
 
 
 # -- failures --------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ logger = logging.getLogger("sagemaker_async.local")
 DEFAULT_REQUEST_TTL_SECONDS = 21600
 DEFAULT_INVOCATION_TIMEOUT_SECONDS = 900
 FAILURE_CONTENT_TYPE = "text/plain; charset=utf-8"
+_LOG_REASON = 200  # characters of a failure's text shown in the log line
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,14 @@ class EndpointQueue:
     def submit(self, job: Job) -> None:
         self.stats.accepted += 1
         self._queue.put_nowait(job)
+        # Never the payload or the custom attributes: they may be sensitive.
+        logger.info(
+            "%s: %s queued (%d waiting, %d running)",
+            self.name,
+            job.attributes.inference_id,
+            self._queue.qsize(),
+            self.stats.running,
+        )
 
     @property
     def queued(self) -> int:
@@ -132,6 +141,14 @@ class EndpointQueue:
         self.stats.failed += 1
         await self._storage.write(
             job.failure_location, message.encode("utf-8"), FAILURE_CONTENT_TYPE
+        )
+        reason = message if len(message) <= _LOG_REASON else message[: _LOG_REASON - 1] + "…"
+        logger.info(
+            "%s: %s failed -> %s (%s)",
+            self.name,
+            job.attributes.inference_id,
+            job.failure_location,
+            reason,
         )
 
     async def _process(self, job: Job) -> None:
@@ -188,3 +205,6 @@ class EndpointQueue:
             return
         await self._storage.write(job.output_location, output.body, output.content_type)
         stats.succeeded += 1
+        logger.info(
+            "%s: %s done -> %s", self.name, job.attributes.inference_id, job.output_location
+        )
