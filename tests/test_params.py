@@ -455,6 +455,17 @@ def test_bodies_over_the_limit_are_rejected(size: int) -> None:
 
 
 @FAST
+@given(data=st.data(), body=st.binary(max_size=64), both=st.booleans())
+def test_both_or_neither_payload_is_rejected_whatever_the_values(
+    data: st.DataObject, body: bytes, both: bool
+) -> None:
+    location = data.draw(MODEL_VALUES["input_location"]) if both else None
+    with pytest.raises(ParamValidationError) as info:
+        validate_invoke(ENDPOINT, location, body=body if both else None)
+    assert info.value.param == "input_location"
+
+
+@FAST
 @given(attrs=st.text(min_size=1, max_size=1100))
 def test_custom_attributes_never_echoed(attrs: str) -> None:
     """Whatever is wrong with custom attributes, the message names the rule, not the value."""

@@ -10,6 +10,7 @@ message, where we show the status's reason phrase and botocore an empty message.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -39,17 +40,22 @@ from sagemaker_async._protocol import (
 )
 
 
+@functools.cache
+def botocore_output_shape() -> Any:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
+    return model.operation_model("InvokeEndpointAsync").output_shape
+
+
 def botocore_parse(status: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
     """What botocore makes of the same answer to InvokeEndpointAsync."""
     import botocore.parsers
-    import botocore.session
     from botocore.awsrequest import HeadersDict
 
-    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
-    shape = model.operation_model("InvokeEndpointAsync").output_shape
     parser = botocore.parsers.create_parser("rest-json")
     response = {"status_code": status, "headers": HeadersDict(headers), "body": body}
-    parsed: dict[str, Any] = parser.parse(response, shape)
+    parsed: dict[str, Any] = parser.parse(response, botocore_output_shape())
     return parsed
 
 
