@@ -112,7 +112,7 @@ async def test_requests_carry_the_timeout() -> None:
     assert extensions["timeout"] == httpx.Timeout(7.5).as_dict()
 
 
-@pytest.mark.parametrize("timeout", [0, -1, True, "60", None])
+@pytest.mark.parametrize("timeout", [0, -1, True, "60"])
 def test_bad_timeouts_are_refused(timeout: Any) -> None:
     with pytest.raises(ParamValidationError) as info:
         make_client(timeout=timeout)
@@ -351,12 +351,7 @@ async def test_1000_concurrent_calls_through_one_client() -> None:
 # -- observability ---------------------------------------------------------------------------
 
 
-def test_user_agent_names_the_library_and_its_version() -> None:
-    client, _ = make_client()
-    assert client._user_agent.startswith(f"sagemaker-async/{__version__} ")
-
-
-async def test_user_agent_is_sent() -> None:
+async def test_user_agent_names_the_library_and_its_version() -> None:
     router = new_router()
     route = router.post(INVOKE_URL).mock(return_value=accepted())
     client, _ = make_client(router)
