@@ -23,11 +23,15 @@ import httpx
 from ._config import resolve_settings
 from ._credentials import CredentialProvider, make_provider
 from ._endpoints import check_custom_endpoint_flags, configured_endpoint_url, resolve_runtime_url
-from ._models import AsyncInvocation
+from ._models import AsyncInvocation, InferenceResult
+from ._objects import S3Objects
 from ._params import InvokeParams, validate_invoke
 from ._protocol import invoke_headers, invoke_path, parse_error, parse_invoke_response
+from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
 from ._retry import RetryPolicy, retry_after_seconds
+from ._s3 import check_content_type, parse_s3_uri
 from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
+from ._uploads import Payload, prepare_upload, read_small
 from ._version import __version__
 from .errors import ParamValidationError, ServiceError, TransportError
 
@@ -462,6 +466,141 @@ class AsyncInferenceClient:
             )
         return invocation
 
+
+    # == S3 and results: upload_input, submit, wait_for_result, poll_result, get_result ==
+    # The S3 operations live in _objects.S3Objects and the polling in _results.ResultWaiter;
+    # these methods validate and delegate. Both are built on first use, so a client that
+    # only invokes never resolves an S3 host. Tests replace the waiter's seams:
+    # ``client._results.clock`` (monotonic), ``.sleep`` and ``.random``.
+
+    _s3_objects: S3Objects | None = None
+    _result_waiter: ResultWaiter | None = None
+
+    @property
+    def _s3(self) -> S3Objects:
+        objects = self._s3_objects
+        if objects is None:
+            objects = self._s3_objects = S3Objects(
+                self._send,
+                region=self._region,
+                endpoint_url=self._s3_endpoint_url,
+                use_fips=self._use_fips,
+                use_dualstack=self._use_dualstack,
+            )
+        return objects
+
+    @property
+    def _results(self) -> ResultWaiter:
+        waiter = self._result_waiter
+        if waiter is None:
+            waiter = self._result_waiter = ResultWaiter(self._s3)
+        return waiter
+
+    async def upload_input(
+        self, data: Payload, s3_uri: str, *, content_type: str | None = None
+    ) -> str:
+        """PutObject ``data`` at ``s3_uri``; returns the ``s3://`` URI for ``input_location``.
+
+        ``data`` is ``bytes``, a file path (``str`` or ``os.PathLike``) or a binary file
+        object (read from its current position; it must be seekable and is not closed).
+        Files are streamed in 1 MiB chunks, never held whole in memory; their SHA-256 (S3
+        checks it) is computed in a worker thread; a retry re-reads from the start.
+        ``content_type`` is stored with the object.
+        """
+        self._check_open()
+        location = parse_s3_uri(s3_uri, param="s3_uri")
+        if content_type is not None:
+            check_content_type(content_type)
+        body = await prepare_upload(data)
+        await self._s3.put_object(
+            location,
+            body.content,
+            payload_hash=body.payload_hash,
+            # httpx sets it for bytes; a stream needs it explicitly or goes out chunked.
+            content_length=None if isinstance(body.content, bytes) else body.length,
+            content_type=content_type,
+        )
+        return location.uri
+
+    async def submit(
+        self,
+        endpoint_name: str,
+        data: Payload,
+        *,
+        input_location: str | None = None,
+        content_type: str | None = None,
+        accept: str | None = None,
+        custom_attributes: str | None = None,
+        inference_id: str | None = None,
+        s3_output_path_extension: str | None = None,
+        filename: str | None = None,
+        request_ttl_seconds: int | None = None,
+        invocation_timeout_seconds: int | None = None,
+    ) -> AsyncInvocation:
+        """The payload and the invocation in one call.
+
+        With ``input_location`` (an S3 URI), ``data`` is uploaded there (with
+        ``content_type``) and then invoked by location. Without it, ``data`` goes inline in
+        the request: at most 128,000 bytes, else ``ParamValidationError`` before anything is
+        sent (a path is measured before it is read). Every argument is checked before the
+        upload, so a bad one never leaves an orphaned object behind. The other keyword
+        arguments are ``invoke_endpoint_async``'s.
+        """
+        self._check_open()
+        options: dict[str, Any] = {
+            "content_type": content_type,
+            "accept": accept,
+            "custom_attributes": custom_attributes,
+            "inference_id": inference_id,
+            "s3_output_path_extension": s3_output_path_extension,
+            "filename": filename,
+            "request_ttl_seconds": request_ttl_seconds,
+            "invocation_timeout_seconds": invocation_timeout_seconds,
+        }
+        if input_location is None:
+            validate_invoke(endpoint_name, body=b"", **options)  # all but the payload
+            body = await read_small(data)
+            return await self._invoke(validate_invoke(endpoint_name, body=body, **options))
+        location = parse_s3_uri(input_location, param="input_location")
+        params = validate_invoke(endpoint_name, location.uri, **options)
+        await self.upload_input(data, location.uri, content_type=content_type)
+        return await self._invoke(params)
+
+    async def wait_for_result(
+        self,
+        invocation: AsyncInvocation,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> InferenceResult:
+        """Wait until the output or the failure object of ``invocation`` exists.
+
+        ``invocation`` is the ``AsyncInvocation`` from ``invoke_endpoint_async`` or
+        ``submit`` (to read an output by location, use ``get_result``). Polls with HEAD,
+        the output and failure objects together, every ``poll_interval`` seconds at first
+        and up to 30 s apart (with jitter); ``timeout=None`` waits forever.
+
+        Returns the output as ``InferenceResult``; raises ``InferenceFailedError`` with the
+        failure object's text, ``WaitTimeoutError`` once ``timeout`` seconds pass, and
+        ``AccessDeniedError`` at once on an S3 403. Cancelling it cancels the requests in
+        flight and leaves nothing running.
+        """
+        self._check_open()
+        return await self._results.wait(invocation, timeout=timeout, poll_interval=poll_interval)
+
+    async def poll_result(self, invocation: AsyncInvocation) -> InferenceResult | None:
+        """One look, no waiting: the result, ``None`` while pending, or the failure raised.
+
+        For services that check on their own schedule (a periodic job, a queue consumer).
+        """
+        self._check_open()
+        return await self._results.poll(invocation)
+
+    async def get_result(self, output_location: str) -> InferenceResult:
+        """GetObject of an output by its S3 URI (e.g. a stored ``output_location``)."""
+        self._check_open()
+        location = parse_s3_uri(output_location, param="output_location")
+        return await self._results.get(location, output_location)
 
 def _parse_runtime_failure(response: httpx.Response) -> ServiceError:
     return parse_error(response.status_code, response.headers, response.content)
