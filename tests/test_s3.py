@@ -14,13 +14,19 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import httpx
 import pytest
-from botocore.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from botocore_oracle import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    add_content_length,
+    boto3_s3,
+    botocore_request,
+    header,
+)
 from sagemaker_async import AccessDeniedError, ParamValidationError, ServiceError
 from sagemaker_async._endpoints import resolve_s3_host
 from sagemaker_async._s3 import (
@@ -43,8 +49,6 @@ from sagemaker_async._s3 import (
 from sagemaker_async._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer
 from sagemaker_async.errors import InternalFailure, ServiceUnavailable, ThrottlingError
 
-ACCESS_KEY = "AKIDEXAMPLE"
-SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 TOKEN = "FQoGZXIvYXdzEXAMPLEtoken+/=="
 
 ODD_KEYS = [
@@ -216,58 +220,6 @@ def test_put_object_headers() -> None:
 # -- botocore, the oracle --------------------------------------------------------------------
 
 
-class Captured(Exception):
-    """Raised at before-send: the request was built and signed, and goes nowhere."""
-
-    def __init__(self, request: Any) -> None:
-        super().__init__("captured")
-        self.request = request
-
-
-def _capture(request: Any, **_: Any) -> None:
-    raise Captured(request)
-
-
-def _add_content_length(request: Any, *, length: int, **_: Any) -> None:
-    # What we do for a streamed upload: Content-Length is set before signing, so signed.
-    request.headers["Content-Length"] = str(length)
-
-
-_BOTO3_CLIENTS: dict[tuple[str, str | None, str], Any] = {}
-
-
-def boto3_s3(region: str, *, token: str | None = None, **config: Any) -> Any:
-    """A boto3 S3 client that builds and signs, then stops at before-send."""
-    cache_key = (region, token, repr(sorted(config.items())))
-    client = _BOTO3_CLIENTS.get(cache_key)
-    if client is None:
-        endpoint_url = config.pop("endpoint_url", None)
-        client = boto3.client(
-            "s3",
-            region_name=region,
-            endpoint_url=endpoint_url,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-            aws_session_token=token,
-            config=Config(
-                signature_version="s3v4",
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                retries={"max_attempts": 1, "mode": "standard"},
-                **config,
-            ),
-        )
-        client.meta.events.register("before-send", _capture)
-        _BOTO3_CLIENTS[cache_key] = client
-    return client
-
-
-def botocore_request(client: Any, operation: str, **params: Any) -> Any:
-    with pytest.raises(Captured) as caught:
-        getattr(client, operation)(**params)
-    return caught.value.request
-
-
 def our_authorization(
     request: S3Request, region: str, amz_date: str, token: str | None = None
 ) -> str:
@@ -284,11 +236,6 @@ def our_authorization(
         credentials=FrozenCredentials(ACCESS_KEY, SECRET_KEY, token),
         amz_date=amz_date,
     )
-
-
-def header(request: Any, name: str) -> str:
-    value = request.headers[name]
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 ROUTES = [
@@ -366,7 +313,7 @@ def test_put_object_matches_botocore(key: str, token: str | None) -> None:
     assert our_authorization(ours, "us-west-2", amz_date, token) == header(theirs, "Authorization")
 
     # A streamed upload signs its Content-Length too; botocore signs it the same way.
-    add_length = functools.partial(_add_content_length, length=len(body))
+    add_length = functools.partial(add_content_length, length=len(body))
     client.meta.events.register("before-sign.s3.PutObject", add_length)
     try:
         theirs = botocore_request(client, "put_object", Bucket="my-bucket", Key=key, Body=body)
