@@ -45,7 +45,10 @@ class MotoServer:
     url: str
     _boto3_clients: dict[str, Any] = field(default_factory=dict, repr=False)
     # One pool for the control calls: a new httpx.Client loads the CA bundle (~50 ms).
-    _http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10), repr=False)
+    # trust_env=False: a developer's HTTP_PROXY must not capture calls to 127.0.0.1.
+    _http: httpx.Client = field(
+        default_factory=lambda: httpx.Client(timeout=10, trust_env=False), repr=False
+    )
 
     def reset(self) -> None:
         self._http.post(f"{self.url}/moto-api/reset").raise_for_status()
@@ -63,6 +66,7 @@ class MotoServer:
         client = self._boto3_clients.get(service)
         if client is None:
             import boto3
+            from botocore.config import Config
 
             client = self._boto3_clients[service] = boto3.client(
                 service,
@@ -70,6 +74,8 @@ class MotoServer:
                 endpoint_url=self.url,
                 aws_access_key_id=MOTO_KEY,
                 aws_secret_access_key=MOTO_SECRET,
+                # An explicit (empty) proxy map: HTTP_PROXY must not capture 127.0.0.1.
+                config=Config(proxies={}),
             )
         return client
 
@@ -104,7 +110,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], url: str) -> None:
         if process.poll() is not None:
             raise RuntimeError(f"moto server exited with status {process.returncode}")
         try:
-            httpx.get(f"{url}/moto-api/", timeout=1).raise_for_status()
+            httpx.get(f"{url}/moto-api/", timeout=1, trust_env=False).raise_for_status()
         except httpx.HTTPError as exc:
             if time.monotonic() > deadline:
                 raise RuntimeError(
@@ -130,7 +136,14 @@ def moto_server_session() -> Iterator[MotoServer]:
         _wait_until_ready(process, url)
         server = MotoServer(url)
         try:
-            server.warm_up()
+            # Session fixtures run before conftest's per-test AWS_* isolation: isolate the
+            # boto3 clients made here the same way, so no developer profile is read.
+            with pytest.MonkeyPatch.context() as env_patch:
+                for name in [name for name in os.environ if name.startswith("AWS_")]:
+                    env_patch.delenv(name)
+                env_patch.setenv("AWS_CONFIG_FILE", os.devnull)
+                env_patch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+                server.warm_up()
             yield server
         finally:
             server.close()
@@ -144,7 +157,13 @@ def moto_server_session() -> Iterator[MotoServer]:
 
 
 @pytest.fixture
-def moto_server(moto_server_session: MotoServer) -> MotoServer:
-    """The session's server, reset to empty for this test."""
+def moto_server(moto_server_session: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """The session's server, reset to empty for this test.
+
+    The client honours HTTP_PROXY and friends, as httpx does: make sure a developer's proxy
+    never sees the calls to 127.0.0.1.
+    """
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, ",".join(filter(None, ["127.0.0.1", os.environ.get(name)])))
     moto_server_session.reset()
     return moto_server_session
