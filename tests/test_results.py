@@ -779,3 +779,17 @@ async def test_a_hung_poll_does_not_outlive_the_deadline_by_more_than_the_grace(
             await client.wait_for_result(INVOCATION, timeout=0)
     assert transport.in_flight == 0
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_the_deadline_bounds_looking_not_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An output found just in time is read in full, even when reading outlasts the deadline.
+    monkeypatch.setattr(_results, "_DEADLINE_GRACE", 0.01)
+
+    class SlowRead(FakeS3):
+        async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
+            await asyncio.sleep(0.03)  # longer than the whole 10 ms budget of the look
+            return await super().get_object(location)
+
+    s3 = SlowRead({OUTPUT: 0}, {OUTPUT: b"worth the wait"})
+    result = await fake_waiter(s3, FakeTime()).wait(AsyncInvocation("i", OUTPUT, None), timeout=0)
+    assert result.body == b"worth the wait"

@@ -194,18 +194,25 @@ class ResultWaiter:
     async def poll(self, invocation: AsyncInvocation) -> InferenceResult | None:
         """One look: the result, ``InferenceFailedError``, or None while pending."""
         output, failure = locations_of(invocation)
-        return await self._poll(invocation, output, failure)
+        return await self._fetch(invocation, await self._look(output, failure), output, failure)
 
-    async def _poll(
-        self, invocation: AsyncInvocation, output: S3Location, failure: S3Location | None
-    ) -> InferenceResult | None:
+    async def _look(self, output: S3Location, failure: S3Location | None) -> Outcome:
+        """HEAD the output and (when there is one) the failure object, together."""
         if failure is None:
-            outcome = decide(await self.objects.head_object(output), False)
-        else:
-            output_exists, failure_exists = await gather_or_cancel(
-                self.objects.head_object(output), self.objects.head_object(failure)
-            )
-            outcome = decide(output_exists, failure_exists)
+            return decide(await self.objects.head_object(output), False)
+        output_exists, failure_exists = await gather_or_cancel(
+            self.objects.head_object(output), self.objects.head_object(failure)
+        )
+        return decide(output_exists, failure_exists)
+
+    async def _fetch(
+        self,
+        invocation: AsyncInvocation,
+        outcome: Outcome,
+        output: S3Location,
+        failure: S3Location | None,
+    ) -> InferenceResult | None:
+        """GET what the look found: the result, the failure raised, or None."""
         if outcome is Outcome.OUTPUT:
             assert invocation.output_location is not None
             return await self.get(output, invocation.output_location)
@@ -225,16 +232,21 @@ class ResultWaiter:
         timeout: float | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> InferenceResult:
-        """Poll until the output or the failure exists, or the deadline passes."""
+        """Poll until the output or the failure exists, or the deadline passes.
+
+        The deadline bounds the looking, not the reading: once an object is found it is
+        read in full (within the client's HTTP timeout), even past the deadline.
+        """
         check_wait_arguments(timeout, poll_interval)
         output, failure = locations_of(invocation)
         deadline = None if timeout is None else self.clock() + timeout
         for delay in PollSchedule(poll_interval, rng=self.random):
-            poll = self._poll(invocation, output, failure)
+            look = self._look(output, failure)
             if deadline is None:
-                result = await poll
+                outcome = await look
             else:
-                result = await self._bounded(poll, deadline, timeout, invocation)
+                outcome = await self._bounded(look, deadline, timeout, invocation)
+            result = await self._fetch(invocation, outcome, output, failure)
             if result is not None:
                 return result
             now = self.clock()
@@ -247,15 +259,15 @@ class ResultWaiter:
 
     async def _bounded(
         self,
-        poll: Awaitable[InferenceResult | None],
+        look: Awaitable[Outcome],
         deadline: float,
         timeout: float | None,
         invocation: AsyncInvocation,
-    ) -> InferenceResult | None:
-        """A poll that may not outlive the deadline by more than a grace period."""
+    ) -> Outcome:
+        """A look that may not outlive the deadline by more than a grace period."""
         budget = max(0.0, deadline - self.clock()) + _DEADLINE_GRACE
         try:
-            return await asyncio.wait_for(poll, budget)
+            return await asyncio.wait_for(look, budget)
         except asyncio.TimeoutError:
             raise _timeout(timeout, invocation) from None
 
