@@ -88,11 +88,12 @@ async def test_the_same_invocation_from_both_sdks() -> None:
         await local.wait_idle(5)
 
         # Each SDK reads the object the other's invocation produced.
-        mine = await get_object(local, theirs["OutputLocation"])
+        mine = await client.get_result(theirs["OutputLocation"])
         bucket, key = ours.output_location.removeprefix("s3://").split("/", 1)
         other = await asyncio.to_thread(_s3(local).get_object, Bucket=bucket, Key=key)
         assert mine.body == other["Body"].read() == b"HELLO text/plain|text/x-echo|k=v"
         assert mine.content_type == other["ContentType"] == "text/x-echo"
+        assert (await client.wait_for_result(ours, timeout=5)).body == mine.body
 
 
 async def test_an_input_uploaded_with_boto3_is_read_by_the_endpoint() -> None:

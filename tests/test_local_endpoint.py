@@ -17,10 +17,10 @@ import time
 import httpx
 import pytest
 
-from sagemaker_async import ValidationError
+from sagemaker_async import InferenceFailedError, ValidationError
 from sagemaker_async._protocol import parse_error
 from sagemaker_async.local import InvocationAttributes, LocalEndpoint
-from test_local_support import S3Object, client_for, get_object, put_object, warm_moto
+from test_local_support import S3Object, client_for, get_object, warm_moto
 
 __all__ = ["warm_moto"]  # the fixture, imported so pytest finds it here
 
@@ -56,13 +56,17 @@ async def test_queued_then_done_with_the_pending_state_observable() -> None:
         assert inv.request_id
 
         await wait(started)
-        # Running, not finished: neither object exists yet.
+        # Running, not finished: neither object exists yet, and the client sees it pending.
         assert local.running("ep") == 1
         assert (await get_object(local, inv.output_location)).status == 404
         assert (await get_object(local, inv.failure_location)).status == 404
+        assert await client.poll_result(inv) is None
 
         release.set()
         await local.wait_idle(WAIT)
+        result = await client.wait_for_result(inv, timeout=WAIT)
+        assert (result.body, result.content_type) == (b"cba", "text/plain")
+        assert result.location == inv.output_location
         assert await get_object(local, inv.output_location) == S3Object(200, b"cba", "text/plain")
         assert (await get_object(local, inv.failure_location)).status == 404
         assert local.stats("ep")["succeeded"] == 1
@@ -101,8 +105,9 @@ async def test_payload_from_input_location_and_the_attributes_reach_the_handler(
         return json.dumps({"n": len(payload)})
 
     async with LocalEndpoint({"ep": handler}) as local, client_for(local) as client:
-        source = f"s3://{local.bucket}/inputs/req 1.json"
-        await put_object(local, source, b'{"x": 1}', "application/json")
+        source = await client.upload_input(
+            b'{"x": 1}', f"s3://{local.bucket}/inputs/req 1.json", content_type="application/json"
+        )
         inv = await client.invoke_endpoint_async(
             "ep",
             source,
@@ -181,6 +186,10 @@ async def test_a_raising_handler_writes_the_failure_object() -> None:
     async with LocalEndpoint({"ep": handler}) as local, client_for(local) as client:
         inv = await client.invoke_endpoint_async("ep", body=b"x")
         await local.wait_idle(WAIT)
+        with pytest.raises(InferenceFailedError) as caught:
+            await client.wait_for_result(inv, timeout=WAIT)
+        assert caught.value.message == "Model error: ValueError: cannot score this input"
+        assert caught.value.failure_location == inv.failure_location
         failure = await get_object(local, inv.failure_location)
         assert failure.status == 200
         assert failure.content_type == "text/plain; charset=utf-8"
@@ -298,7 +307,8 @@ async def test_filename_and_s3_output_path_extension() -> None:
         assert inv.output_location == f"{local.output_path}/batch-7/part_1/result.json"
         assert inv.failure_location == f"{local.failure_path}/batch-7/part_1/id-1-error.out"
         await local.wait_idle(WAIT)
-        assert (await get_object(local, inv.output_location)).body == b"ABC"
+        result = await client.wait_for_result(inv, timeout=WAIT)
+        assert (result.body, result.location) == (b"ABC", inv.output_location)
 
         only_ext = await client.invoke_endpoint_async(
             "ep", body=b"x", s3_output_path_extension="daily", inference_id="id-2"

@@ -36,7 +36,7 @@ from ._queue import (
 )
 from ._s3backend import MotoBackend, ProxyBackend, S3Backend
 from ._sigv4_verify import AuthError, SigV4Verifier
-from ._storage import S3Storage, Storage, parse_s3_uri
+from ._storage import ClientStorage, Storage, parse_s3_uri
 from ._validation import INVOKE_PATH, InvalidRequest, parse_invocation
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "LocalEndpoint"]
@@ -290,7 +290,7 @@ class LocalEndpoint:
             backend.server_port = server.port
 
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0), verify=_tls_context())
-        self._storage = S3Storage(self._url, self._storage_credentials(), client=self._http)
+        self._storage = ClientStorage(self._url, self._storage_credentials(), http=self._http)
         for path in {self._output_path, self._failure_path}:
             await self._storage.ensure_bucket(parse_s3_uri(path + "/")[0])
 

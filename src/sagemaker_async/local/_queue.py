@@ -203,7 +203,11 @@ class EndpointQueue:
         if failure is not None:
             await self._fail(job, failure)
             return
-        await self._storage.write(job.output_location, output.body, output.content_type)
+        try:
+            await self._storage.write(job.output_location, output.body, output.content_type)
+        except StorageError as exc:  # e.g. a content type S3 cannot store
+            await self._fail(job, f"Could not store the output: {exc}")
+            return
         stats.succeeded += 1
         logger.info(
             "%s: %s done -> %s", self.name, job.attributes.inference_id, job.output_location

@@ -1,10 +1,13 @@
-"""Where the local endpoint reads payloads and writes results: a real S3 API.
+"""Where the local endpoint reads payloads and writes results: a real S3 API, through our
+own client.
 
-The queue only needs three things of storage — read an object, write an object with a
-content type, make sure a bucket exists — so that is the whole interface (``Storage``). The
-implementation sends signed S3 requests (PutObject, GetObject, CreateBucket) to an S3
-endpoint URL, normally the local endpoint's own port, so the objects it writes are exactly
-the ones users then poll for with our client, boto3 or the AWS CLI.
+The queue needs three things of storage — read an object, write an object with a content
+type, make sure a bucket exists — so that is the whole interface (``Storage``). Reads and
+writes go through ``AsyncInferenceClient.get_result`` and ``upload_input`` (signed
+GetObject and PutObject, with the client's retries), pointed at the local endpoint's own
+port, so the objects written are exactly what users then poll for with our client, boto3
+or the AWS CLI, and the local endpoint exercises the client it ships with. The client has
+no bucket operations, so CreateBucket is one signed request sent here.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from .._client import AsyncInferenceClient
 from .._signing import FrozenCredentials, SigV4Signer, format_amz_date
+from ..errors import SageMakerAsyncError, ServiceError
 
-__all__ = ["S3Storage", "Storage", "StorageError", "parse_s3_uri"]
+__all__ = ["ClientStorage", "Storage", "StorageError", "parse_s3_uri"]
 
 _CODE = re.compile(rb"<Code>([^<]*)</Code>")
+_REGION = "us-east-1"  # moto's default; a named S3 endpoint is addressed path-style anyway
 
 
 class StorageError(Exception):
@@ -58,75 +64,64 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _error_code(response: httpx.Response) -> str:
-    match = _CODE.search(response.content)
-    return match.group(1).decode("utf-8", "replace") if match else str(response.status_code)
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ServiceError):
+        return exc.code or str(exc.status_code)
+    return f"{type(exc).__name__}: {exc}"
 
 
-class S3Storage:
-    """Signed, path-style S3 requests to ``endpoint_url``."""
+class ClientStorage:
+    """S3 at ``endpoint_url`` (path-style), through our client, signed with ``credentials``."""
 
     def __init__(
-        self,
-        endpoint_url: str,
-        credentials: FrozenCredentials,
-        *,
-        region: str = "us-east-1",
-        client: httpx.AsyncClient | None = None,
+        self, endpoint_url: str, credentials: FrozenCredentials, *, http: httpx.AsyncClient
     ) -> None:
         self._base = endpoint_url.rstrip("/")
         self._credentials = credentials
-        self._signer = SigV4Signer(region, "s3")
-        self._client = client or httpx.AsyncClient(timeout=60.0)
-        self._owns_client = client is None
+        self._http = http
+        self._signer = SigV4Signer(_REGION, "s3")
+        self._client = AsyncInferenceClient(
+            _REGION,
+            aws_access_key_id=credentials.access_key,
+            aws_secret_access_key=credentials.secret_key,
+            aws_session_token=credentials.token,
+            endpoint_url=endpoint_url,
+            s3_endpoint_url=endpoint_url,
+        )
 
     async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        await self._client.aclose()
 
-    async def _send(
-        self, method: str, bucket: str, key: str | None, body: bytes, headers: dict[str, str]
-    ) -> httpx.Response:
-        path = f"/{quote(bucket, safe='')}"
-        if key is not None:
-            path += "/" + quote(key, safe="/-_.~")
-        request = httpx.Request(method, self._base + path, headers=headers, content=body)
+    async def read(self, uri: str) -> bytes:
+        try:
+            return (await self._client.get_result(uri)).body
+        except SageMakerAsyncError as exc:
+            raise StorageError(f"GetObject {uri} failed: {_reason(exc)}") from exc
+
+    async def write(self, uri: str, data: bytes, content_type: str) -> None:
+        try:
+            await self._client.upload_input(data, uri, content_type=content_type)
+        except SageMakerAsyncError as exc:
+            raise StorageError(f"PutObject {uri} failed: {_reason(exc)}") from exc
+
+    async def ensure_bucket(self, bucket: str) -> None:
+        """CreateBucket, where "you already own it" (or someone else does) is no error."""
+        request = httpx.Request("PUT", f"{self._base}/{quote(bucket, safe='')}")
         self._signer.sign_request(
             request,
             self._credentials,
             amz_date=format_amz_date(time.time()),
-            payload_hash=hashlib.sha256(body).hexdigest(),
+            payload_hash=hashlib.sha256(b"").hexdigest(),
         )
-        return await self._client.send(request)
-
-    async def read(self, uri: str) -> bytes:
-        bucket, key = parse_s3_uri(uri)
         try:
-            response = await self._send("GET", bucket, key, b"", {})
-        except httpx.HTTPError as exc:
-            raise StorageError(f"GetObject {uri} failed: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise StorageError(f"GetObject {uri} failed: {_error_code(response)}")
-        return response.content
-
-    async def write(self, uri: str, data: bytes, content_type: str) -> None:
-        bucket, key = parse_s3_uri(uri)
-        try:
-            response = await self._send("PUT", bucket, key, data, {"Content-Type": content_type})
-        except httpx.HTTPError as exc:
-            raise StorageError(f"PutObject {uri} failed: {type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise StorageError(f"PutObject {uri} failed: {_error_code(response)}")
-
-    async def ensure_bucket(self, bucket: str) -> None:
-        try:
-            response = await self._send("PUT", bucket, None, b"", {})
+            response = await self._http.send(request)
         except httpx.HTTPError as exc:
             raise StorageError(
                 f"CreateBucket {bucket} failed: {type(exc).__name__}: {exc}"
             ) from exc
         if response.status_code == 200:
             return
-        code = _error_code(response)
+        match = _CODE.search(response.content)
+        code = match.group(1).decode("utf-8", "replace") if match else str(response.status_code)
         if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
             raise StorageError(f"CreateBucket {bucket} failed: {code}")
