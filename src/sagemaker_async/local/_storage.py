@@ -87,6 +87,7 @@ class ClientStorage:
             aws_session_token=credentials.token,
             endpoint_url=endpoint_url,
             s3_endpoint_url=endpoint_url,
+            max_attempts=3,  # not the user's AWS_MAX_ATTEMPTS: this client is ours
         )
 
     async def aclose(self) -> None:
