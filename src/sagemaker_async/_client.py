@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -31,6 +31,7 @@ from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
 from ._retry import RetryPolicy, retry_after_seconds
 from ._s3 import check_content_type, parse_s3_uri
 from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
+from ._transport import LeanTransport, proxy_configured
 from ._uploads import Payload, prepare_upload, read_small
 from ._version import __version__
 from .errors import ParamValidationError, ServiceError, TransportError
@@ -110,7 +111,9 @@ class AsyncInferenceClient:
         self._runtime_base = httpx.URL(runtime_url)
         self._runtime_prefix = self._runtime_base.raw_path.decode("ascii").rstrip("/")
         self._runtime_host = self._runtime_base.netloc.decode("ascii")
-        self._s3_endpoint_url = configured_endpoint_url(s3_endpoint_url, env, "AWS_ENDPOINT_URL_S3")
+        self._s3_endpoint_url = configured_endpoint_url(
+            s3_endpoint_url, env, "AWS_ENDPOINT_URL_S3", param="s3_endpoint_url"
+        )
         check_custom_endpoint_flags(
             self._s3_endpoint_url,
             use_fips=self._use_fips,
@@ -138,7 +141,9 @@ class AsyncInferenceClient:
 
         self._http_client = http_client
         self._transport = transport
-        self._owned: httpx.AsyncBaseTransport | httpx.AsyncClient | None = None
+        self._owned: LeanTransport | None = None
+        self._owned_proxy_client: httpx.AsyncClient | None = None
+        self._proxied: dict[tuple[str, bytes], bool] = {}
         self._closed = False
         # Seams for tests: the wall clock used in signatures, and the backoff sleep.
         self._clock: Callable[[], float] = time.time
@@ -180,8 +185,11 @@ class AsyncInferenceClient:
         """Close the connections this client opened; a shared http_client is left open."""
         self._closed = True
         owned, self._owned = self._owned, None
-        if isinstance(owned, httpx.AsyncClient) or owned is not None:
+        proxy_client, self._owned_proxy_client = self._owned_proxy_client, None
+        if owned is not None:
             await owned.aclose()
+        if proxy_client is not None:
+            await proxy_client.aclose()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -191,18 +199,41 @@ class AsyncInferenceClient:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _default_transport(self) -> httpx.AsyncBaseTransport | httpx.AsyncClient:
-        """The pool this client owns, built on first use."""
+    def _default_transport(self, url: httpx.URL) -> httpx.AsyncBaseTransport | httpx.AsyncClient:
+        """The pool this client owns for ``url``'s origin, built on first use.
+
+        Our lean HTTP/1.1 transport, except for origins that the environment routes through
+        a proxy (``HTTPS_PROXY`` and friends), which go through an ``httpx.AsyncClient``
+        that honours them. Decided once per origin.
+        """
+        origin = (url.scheme, url.netloc)
+        proxied = self._proxied.get(origin)
+        if proxied is None:
+            proxied = self._proxied[origin] = proxy_configured(url, os.environ)
+        if proxied:
+            if self._owned_proxy_client is None:
+                self._owned_proxy_client = httpx.AsyncClient(
+                    trust_env=True,
+                    timeout=self._timeout,
+                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
+                )
+            return self._owned_proxy_client
         if self._owned is None:
-            limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-            self._owned = httpx.AsyncHTTPTransport(limits=limits)
+            self._owned = LeanTransport(
+                max_connections=256,
+                max_keepalive_connections=256,
+                connect_timeout=self._timeout.connect,
+                read_timeout=self._timeout.read,
+                write_timeout=self._timeout.write,
+                pool_timeout=self._timeout.pool,
+            )
         return self._owned
 
     async def _send_once(self, request: httpx.Request) -> httpx.Response:
         """Send through the one seam and read the whole body."""
         if self._http_client is not None:
             return await self._http_client.send(request)
-        sender = self._transport or self._default_transport()
+        sender = self._transport or self._default_transport(request.url)
         if isinstance(sender, httpx.AsyncClient):
             return await sender.send(request)
         response = await sender.handle_async_request(request)
@@ -388,6 +419,8 @@ class AsyncInferenceClient:
         wire.append(("Authorization", authorization))
         wire.append(("amz-sdk-invocation-id", invocation_id))
         wire.append(("amz-sdk-request", f"attempt={attempt}; max={max_attempts}"))
+        # httpx takes str and bytes values alike; its annotation wants one kind per list.
+        headers_out = cast("list[tuple[str, str]]", wire)
         if isinstance(content, bytes):
             # Where httpx would send Content-Length (a body, or any POST/PUT/PATCH), send it
             # last, as botocore does; httpx itself would put it first.
@@ -396,10 +429,10 @@ class AsyncInferenceClient:
             ):
                 wire.append(("Content-Length", str(len(content))))
             return httpx.Request(
-                method, url, headers=wire, content=content, extensions=self._extensions
+                method, url, headers=headers_out, content=content, extensions=self._extensions
             )
         return httpx.Request(
-            method, url, headers=wire, content=content(), extensions=self._extensions
+            method, url, headers=headers_out, content=content(), extensions=self._extensions
         )
 
     # -- InvokeEndpointAsync ----------------------------------------------------------------
@@ -465,7 +498,6 @@ class AsyncInferenceClient:
                 invocation.request_id,
             )
         return invocation
-
 
     # == S3 and results: upload_input, submit, wait_for_result, poll_result, get_result ==
     # The S3 operations live in _objects.S3Objects and the polling in _results.ResultWaiter;
@@ -601,6 +633,7 @@ class AsyncInferenceClient:
         self._check_open()
         location = parse_s3_uri(output_location, param="output_location")
         return await self._results.get(location, output_location)
+
 
 def _parse_runtime_failure(response: httpx.Response) -> ServiceError:
     return parse_error(response.status_code, response.headers, response.content)

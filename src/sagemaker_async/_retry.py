@@ -111,7 +111,7 @@ class RetryPolicy:
         if retry_after is not None:
             return min(max(retry_after, 0.0), MAX_BACKOFF)
         base = THROTTLING_BASE_DELAY if throttled else BASE_DELAY
-        return self._random() * min(MAX_BACKOFF, base * 2 ** (attempt - 1))
+        return self._random() * min(MAX_BACKOFF, base * 2.0 ** (attempt - 1))
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
