@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 import os
-import platform
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
@@ -133,9 +133,9 @@ class AsyncInferenceClient:
         self._retry = RetryPolicy(settings.max_attempts)
         self._timeout = httpx.Timeout(timeout)
         self._extensions: dict[str, Any] = {"timeout": self._timeout.as_dict()}
+        python = ".".join(map(str, sys.version_info[:3]))
         self._user_agent = (
-            f"sagemaker-async/{__version__} python/{platform.python_version()} "
-            f"httpx/{httpx.__version__}"
+            f"sagemaker-async/{__version__} python/{python} httpx/{httpx.__version__}"
         )
         self._url_cache: dict[str, httpx.URL] = {}
 
