@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -556,3 +558,15 @@ async def test_urls_and_defaults() -> None:
 def test_bad_configuration_is_refused_at_once(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         LocalEndpoint(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_core_client_never_imports_the_local_endpoint() -> None:
+    code = (
+        "import sys, sagemaker_async\n"
+        "loaded = [m for m in sys.modules if m.startswith(('sagemaker_async.local', 'moto'))]\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -105,7 +105,8 @@ def test_endpoint_specs() -> None:
 
 
 @pytest.mark.slow
-async def test_python_m_serve_runs_and_stops_on_ctrl_c() -> None:
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+async def test_python_m_serve_runs_and_stops_on_a_signal(signum: int, status: int) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -136,10 +137,13 @@ async def test_python_m_serve_runs_and_stops_on_ctrl_c() -> None:
         ) as client:
             inv = await client.invoke_endpoint_async("demo", body=b"hi")
             assert inv.inference_id
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         _, stderr = await asyncio.wait_for(process.communicate(), 30)
-        assert process.returncode == 130
+        assert process.returncode == status
         assert b"Traceback" not in stderr
+        # Our log line for the invocation, and no other library's chatter.
+        assert f"demo: {inv.inference_id} queued".encode() in stderr
+        assert b"HTTP Request" not in stderr
     finally:
         if process.returncode is None:
             process.kill()

@@ -53,21 +53,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve_until_signalled(args: argparse.Namespace) -> None:
+async def _serve_until_signalled(args: argparse.Namespace) -> int:
+    """Serve; SIGINT (Ctrl-C) and SIGTERM cancel the serving task, so it stops cleanly.
+
+    Handling SIGINT here rather than letting KeyboardInterrupt fly matters before Python
+    3.11, whose asyncio.run raises it wherever the loop happens to be (mid-write, say).
+    """
     task = asyncio.current_task()
     assert task is not None
+    received: list[signal.Signals] = []
+
+    def stop(signum: signal.Signals) -> None:
+        received.append(signum)
+        task.cancel()
+
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    await serve(
-        args.endpoint,
-        port=args.port,
-        concurrency=args.concurrency,
-        output_path=args.output_path,
-        failure_path=args.failure_path,
-        credentials=args.credentials,
-        s3_endpoint_url=args.s3_endpoint_url,
-    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+            loop.add_signal_handler(signum, stop, signum)
+    try:
+        await serve(
+            args.endpoint,
+            port=args.port,
+            concurrency=args.concurrency,
+            output_path=args.output_path,
+            failure_path=args.failure_path,
+            credentials=args.credentials,
+            s3_endpoint_url=args.s3_endpoint_url,
+        )
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        return 130 if received[0] == signal.SIGINT else 0
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,20 +94,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     if not args.quiet:
-        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        # Our logger only: the root logger at INFO would add every library's chatter.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        local_logger = logging.getLogger("sagemaker_async.local")
+        local_logger.addHandler(handler)
+        local_logger.setLevel(logging.INFO)
     try:
-        asyncio.run(_serve_until_signalled(args))
-    except KeyboardInterrupt:
+        return asyncio.run(_serve_until_signalled(args))
+    except KeyboardInterrupt:  # where signal handlers cannot be installed
         return 130
-    except asyncio.CancelledError:
-        return 0  # SIGTERM: a requested, clean stop
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":
