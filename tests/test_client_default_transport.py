@@ -1,0 +1,90 @@
+"""The client's own default sending path: LeanTransport, or httpx's client behind a proxy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sagemaker_async import AsyncInferenceClient
+from sagemaker_async._transport import LeanTransport
+
+_ANSWER = (
+    b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+    b"x-amzn-RequestId: rid-1\r\nContent-Length: 20\r\n\r\n"
+    b'{"InferenceId":"i1"}'
+)
+
+
+class _Recorder:
+    """A one-answer HTTP/1.1 server on 127.0.0.1 that keeps the request lines it saw."""
+
+    def __init__(self) -> None:
+        self.request_lines: list[bytes] = []
+        self.port = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.request_lines.append(head.split(b"\r\n", 1)[0])
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                writer.write(_ANSWER)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[_Recorder]:
+    rec = _Recorder()
+    server = await asyncio.start_server(rec.handle, "127.0.0.1", 0)
+    rec.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield rec
+
+
+def _client(endpoint_url: str) -> AsyncInferenceClient:
+    return AsyncInferenceClient(
+        "us-east-1",
+        aws_access_key_id="AKID",
+        aws_secret_access_key="SECRET",
+        endpoint_url=endpoint_url,
+    )
+
+
+async def test_default_is_the_lean_transport(recorder: _Recorder) -> None:
+    async with _client(f"http://127.0.0.1:{recorder.port}") as client:
+        first = await client.invoke_endpoint_async("ep", "s3://b/k")
+        second = await client.invoke_endpoint_async("ep", "s3://b/k")
+        assert isinstance(client._owned, LeanTransport)
+        assert client._owned_proxy_client is None
+    assert first.inference_id == second.inference_id == "i1"
+    assert first.request_id == "rid-1"
+    # Origin-form request lines: sent directly, not through a proxy.
+    assert recorder.request_lines == [b"POST /endpoints/ep/async-invocations HTTP/1.1"] * 2
+    assert client._owned is None  # closed with the client
+
+
+async def test_an_environment_proxy_routes_through_httpx(
+    recorder: _Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{recorder.port}")
+    # The proxy receives the request for a host it alone can reach: absolute-form target.
+    async with _client("http://runtime.example.test") as client:
+        invocation = await client.invoke_endpoint_async("ep", "s3://b/k")
+        assert client._owned is None
+        assert client._owned_proxy_client is not None
+    assert invocation.inference_id == "i1"
+    assert recorder.request_lines == [
+        b"POST http://runtime.example.test/endpoints/ep/async-invocations HTTP/1.1"
+    ]
+    assert client._owned_proxy_client is None
