@@ -272,10 +272,9 @@ async def test_endpoint_url_with_a_path_prefix() -> None:
     [
         ({"endpoint_url": "http://127.0.0.1:1", "use_fips_endpoint": True}, {}),
         ({"endpoint_url": "http://127.0.0.1:1", "use_dualstack_endpoint": True}, {}),
-        ({"endpoint_url": "http://127.0.0.1:1"}, {"AWS_USE_FIPS_ENDPOINT": "true"}),
         ({"use_fips_endpoint": True}, {"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": "http://h:1"}),
     ],
-    ids=["fips", "dualstack", "fips-from-env", "endpoint-from-env"],
+    ids=["fips", "dualstack", "endpoint-from-env"],
 )
 def test_custom_endpoint_with_fips_or_dualstack_is_refused(
     kwargs: dict[str, Any], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
@@ -285,6 +284,22 @@ def test_custom_endpoint_with_fips_or_dualstack_is_refused(
     with pytest.raises(ParamValidationError) as info:
         make_client(**kwargs)
     assert info.value.param == "endpoint_url"
+
+
+@pytest.mark.parametrize("flag", ["AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT"])
+async def test_flags_from_the_environment_do_not_apply_to_a_custom_endpoint(
+    flag: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in botocore: a global FIPS setting must not stop a client aimed at a local endpoint."""
+    monkeypatch.setenv(flag, "true")
+    router = new_router()
+    route = router.post("http://127.0.0.1:8080/endpoints/e/async-invocations").mock(
+        return_value=accepted()
+    )
+    client, _ = make_client(router, endpoint_url="http://127.0.0.1:8080")
+    async with client:
+        await client.invoke_endpoint_async("e", INPUT)
+    assert route.called
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
@@ -47,12 +47,6 @@ _LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # A request body: bytes, or a factory of a fresh async stream for each attempt (an upload
 # from a file must be re-read from the start when it is retried).
 Content = bytes | Callable[[], AsyncIterable[bytes]]
-
-
-def _header_value(value: str) -> str | bytes:
-    # httpx encodes str header values as ASCII; botocore sends non-ASCII (an S3 key in
-    # InputLocation) as UTF-8, and signs the same UTF-8 bytes.
-    return value if value.isascii() else value.encode("utf-8")
 
 
 class AsyncInferenceClient:
@@ -98,10 +92,14 @@ class AsyncInferenceClient:
         runtime_url = configured_endpoint_url(
             endpoint_url, env, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
         )
+        # Asking for FIPS or dual-stack in the call and for a custom endpoint is a
+        # contradiction; flags from the environment or the profile simply do not apply to a
+        # custom endpoint (as in botocore), so a global AWS_USE_FIPS_ENDPOINT does not stop
+        # a client pointed at a local endpoint.
         check_custom_endpoint_flags(
             runtime_url,
-            use_fips=self._use_fips,
-            use_dualstack=self._use_dualstack,
+            use_fips=use_fips_endpoint,
+            use_dualstack=use_dualstack_endpoint,
             param="endpoint_url",
         )
         if runtime_url is None:
@@ -116,8 +114,8 @@ class AsyncInferenceClient:
         )
         check_custom_endpoint_flags(
             self._s3_endpoint_url,
-            use_fips=self._use_fips,
-            use_dualstack=self._use_dualstack,
+            use_fips=use_fips_endpoint,
+            use_dualstack=use_dualstack_endpoint,
             param="s3_endpoint_url",
         )
 
@@ -137,6 +135,7 @@ class AsyncInferenceClient:
         self._user_agent = (
             f"sagemaker-async/{__version__} python/{python} httpx/{httpx.__version__}"
         )
+        self._user_agent_bytes = self._user_agent.encode("ascii")
         self._url_cache: dict[str, httpx.URL] = {}
 
         self._http_client = http_client
@@ -411,29 +410,33 @@ class AsyncInferenceClient:
             credentials=credentials,
             amz_date=amz_date,
         )
-        wire: list[tuple[str, str | bytes]] = [(n, _header_value(v)) for n, v in headers]
-        wire.append(("User-Agent", self._user_agent))
-        wire.append(("X-Amz-Date", amz_date))
+        # Headers go to httpx already encoded (values as UTF-8, as botocore sends a non-ASCII
+        # S3 key in InputLocation, and signs the same bytes), Host first as httpx would put it.
+        wire = [(b"Host", host.encode("ascii"))]
+        wire += [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers]
+        wire.append((b"User-Agent", self._user_agent_bytes))
+        wire.append((b"X-Amz-Date", amz_date.encode("ascii")))
         if token:
-            wire.append(("X-Amz-Security-Token", token))
-        wire.append(("Authorization", authorization))
-        wire.append(("amz-sdk-invocation-id", invocation_id))
-        wire.append(("amz-sdk-request", f"attempt={attempt}; max={max_attempts}"))
-        # httpx takes str and bytes values alike; its annotation wants one kind per list.
-        headers_out = cast("list[tuple[str, str]]", wire)
-        if isinstance(content, bytes):
-            # Where httpx would send Content-Length (a body, or any POST/PUT/PATCH), send it
-            # last, as botocore does; httpx itself would put it first.
-            if (content or method in _LENGTH_METHODS) and not any(
-                name.lower() == "content-length" for name, _ in headers
-            ):
-                wire.append(("Content-Length", str(len(content))))
+            wire.append((b"X-Amz-Security-Token", token.encode("utf-8")))
+        wire.append((b"Authorization", authorization.encode("ascii")))
+        wire.append((b"amz-sdk-invocation-id", invocation_id.encode("ascii")))
+        wire.append((b"amz-sdk-request", b"attempt=%d; max=%d" % (attempt, max_attempts)))
+        if not isinstance(content, bytes):
             return httpx.Request(
-                method, url, headers=headers_out, content=content, extensions=self._extensions
+                method, url, headers=wire, content=content(), extensions=self._extensions
             )
-        return httpx.Request(
-            method, url, headers=headers_out, content=content(), extensions=self._extensions
+        # Where httpx would send Content-Length (a body, or any POST/PUT/PATCH), send it last,
+        # as botocore does. Passing the body as a ready ByteStream skips httpx's content
+        # encoding and header rebuilding, about half of a Request's cost.
+        if (content or method in _LENGTH_METHODS) and not any(
+            name.lower() == "content-length" for name, _ in headers
+        ):
+            wire.append((b"Content-Length", b"%d" % len(content)))
+        request = httpx.Request(
+            method, url, headers=wire, stream=httpx.ByteStream(content), extensions=self._extensions
         )
+        request.read()  # the body is bytes already: make request.content available
+        return request
 
     # -- InvokeEndpointAsync ----------------------------------------------------------------
 
@@ -489,7 +492,11 @@ class AsyncInferenceClient:
             parse_failure=_parse_runtime_failure,
             log_fields=f" endpoint={params.endpoint_name} inference_id={params.inference_id}",
         )
-        invocation = parse_invoke_response(response.status_code, response.headers, response.content)
+        # One pass over the headers into a dict (lower-cased names) beats several
+        # case-insensitive scans of httpx.Headers.
+        invocation = parse_invoke_response(
+            response.status_code, dict(response.headers.items()), response.content
+        )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "InvokeEndpointAsync endpoint=%s queued inference_id=%s request_id=%s",

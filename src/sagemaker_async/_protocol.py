@@ -86,6 +86,8 @@ _ACCESS_CODES = frozenset(
         "ExpiredTokenException",
         "RequestExpired",
         "MissingAuthenticationToken",
+        "MissingAuthenticationTokenException",
+        "IncompleteSignatureException",
     }
 )
 _BY_CODE: Mapping[str, type[ServiceError]] = {
@@ -132,7 +134,8 @@ def parse_invoke_response(
 ) -> AsyncInvocation:
     """A 2xx answer to InvokeEndpointAsync as an ``AsyncInvocation``.
 
-    ``headers`` must look names up case-insensitively (``httpx.Headers`` does).
+    ``headers`` must look names up case-insensitively (``httpx.Headers`` does), or be a
+    dict with lower-cased names.
     """
     request_id = request_id_of(headers)
     try:
