@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -69,12 +70,14 @@ def run(
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else 2
     if args.command is None:
-        parser.print_help(sys.stderr)
+        parser.print_help(streams.stderr)
         return 2
     redact = streams.redact
     _secrets_of(args, redact)
     redact.add_environment()
     debug = bool(args.debug)
+    logger = logging.getLogger("sagemaker_async")
+    level = logger.level
     handler = install_debug_logging(streams.stderr, redact) if debug else None
     try:
         return asyncio.run(_command(args.command)(args, streams))
@@ -87,7 +90,6 @@ def run(
     except (Exception, KeyboardInterrupt) as exc:
         return report(exc, prog=PROG, stderr=streams.stderr, redact=redact, debug=debug)
     finally:
-        if handler is not None:
-            import logging
-
-            logging.getLogger("sagemaker_async").removeHandler(handler)
+        if handler is not None:  # leave the logger as it was (in-process callers, tests)
+            logger.removeHandler(handler)
+            logger.setLevel(level)
