@@ -137,6 +137,8 @@ class AsyncInferenceClient:
         )
         self._user_agent_bytes = self._user_agent.encode("ascii")
         self._url_cache: dict[str, httpx.URL] = {}
+        self._amz_date_second = -1
+        self._amz_date_text = ""
 
         self._http_client = http_client
         self._transport = transport
@@ -242,15 +244,24 @@ class AsyncInferenceClient:
             await response.aclose()
         return response
 
-    def _url(self, base: httpx.URL, prefix: str, path: str) -> httpx.URL:
-        cache_key = f"{base}\x00{path}"
-        url = self._url_cache.get(cache_key)
+    def _invoke_url(self, endpoint_name: str) -> httpx.URL:
+        """The endpoint's invocation URL, built once per endpoint name (parsing is costly)."""
+        url = self._url_cache.get(endpoint_name)
         if url is None:
             if len(self._url_cache) >= _URL_CACHE_SIZE:
                 self._url_cache.clear()
-            url = base.copy_with(raw_path=(prefix + path).encode("ascii"))
-            self._url_cache[cache_key] = url
+            path = self._runtime_prefix + invoke_path(endpoint_name)
+            url = self._runtime_base.copy_with(raw_path=path.encode("ascii"))
+            self._url_cache[endpoint_name] = url
         return url
+
+    def _amz_date(self) -> str:
+        """``X-Amz-Date`` for now, formatted once per second rather than once per request."""
+        second = int(self._clock())
+        if second != self._amz_date_second:
+            self._amz_date_second = second
+            self._amz_date_text = format_amz_date(second)
+        return self._amz_date_text
 
     async def _send(
         self,
@@ -396,7 +407,7 @@ class AsyncInferenceClient:
         max_attempts: int,
     ) -> httpx.Request:
         """One attempt's request: botocore's headers, in botocore's order, freshly signed."""
-        amz_date = format_amz_date(self._clock())
+        amz_date = self._amz_date()
         token = credentials.token
         signed = [("host", host), ("x-amz-date", amz_date), *headers]
         if token:
@@ -481,16 +492,16 @@ class AsyncInferenceClient:
         response = await self._send(
             operation="InvokeEndpointAsync",
             method="POST",
-            url=self._url(
-                self._runtime_base, self._runtime_prefix, invoke_path(params.endpoint_name)
-            ),
+            url=self._invoke_url(params.endpoint_name),
             host=self._runtime_host,
             headers=invoke_headers(params),
             content=body,
             payload_hash=hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256,
             signer=self._signer,
             parse_failure=_parse_runtime_failure,
-            log_fields=f" endpoint={params.endpoint_name} inference_id={params.inference_id}",
+            log_fields=f" endpoint={params.endpoint_name} inference_id={params.inference_id}"
+            if logger.isEnabledFor(logging.DEBUG)
+            else "",
         )
         # One pass over the headers into a dict (lower-cased names) beats several
         # case-insensitive scans of httpx.Headers.
