@@ -19,6 +19,14 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e . --group dev
 	touch $@
 
+# The demo needs only the package and its `local` extra (moto's S3), not the dev tools.
+$(VENV)/.installed-local: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[local]'
+	touch $@
+
+demo: $(VENV)/.installed-local
+	$(PY) -m sagemaker_async demo
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 
@@ -32,6 +40,12 @@ test-oldest:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy --strict
+
+# Against aiobotocore, boto3 and a raw-asyncio client, in a venv of its own (aiobotocore pins
+# botocore narrowly). `make bench BENCH_ARGS=--quick` for a one-minute indicative run.
+bench:
+	PYTHON=$(PYTHON) bash bench/setup_venv.sh
+	bench/.venv/bin/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OLD_VENV) .pytest_cache .mypy_cache .ruff_cache
