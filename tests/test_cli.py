@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -433,6 +434,22 @@ async def test_local_serve_prints_exports_serves_and_stops_on_sigterm(tmp_path: 
         stopped = await finish(server)
     assert stopped.returncode == 0, stopped.stderr
     assert "local-secret-never-shown" not in "".join(said) + stopped.stderr
+
+
+@pytest.mark.slow
+async def test_local_serve_stops_on_ctrl_c_with_130_and_no_traceback(tmp_path: Path) -> None:
+    server = await start_cli(
+        "local", "serve", "--endpoint", "up=sagemaker_async.local.demo_models:echo_upper",
+        "--port", "0", env=cli_env(None, tmp_path),
+    )  # fmt: skip
+    assert server.stdout is not None
+    try:
+        await read_line_containing(server.stdout, "Ctrl-C", [])
+    finally:
+        server.send_signal(signal.SIGINT)
+        stopped = await finish(server)
+    assert stopped.returncode == 130, stopped.stderr
+    assert "Traceback" not in stopped.stderr
 
 
 async def test_local_serve_with_a_bad_endpoint_is_exit_2(local: Local) -> None:

@@ -52,16 +52,18 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
 
     task = asyncio.current_task()
     assert task is not None
-    terminated = False
+    received: list[signal.Signals] = []
 
-    def terminate() -> None:
-        nonlocal terminated
-        terminated = True
+    def stop(signum: signal.Signals) -> None:
+        # Both signals cancel the serve task, so it stops between two steps; a
+        # KeyboardInterrupt raised by asyncio.run on 3.10 can land mid-write instead.
+        received.append(signum)
         task.cancel()
 
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
-        loop.add_signal_handler(signal.SIGTERM, terminate)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+            loop.add_signal_handler(signum, stop, signum)
 
     def emit(line: str) -> None:
         streams.stdout.write(streams.redact(line).encode("utf-8") + b"\n")
@@ -79,14 +81,15 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
             s3_endpoint_url=s3_endpoint_url,
         )
     except asyncio.CancelledError:
-        if terminated:
-            return 0  # SIGTERM: a requested, clean stop
-        raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt (exit 130)
+        if not received:
+            raise
+        return 0 if received[0] == signal.SIGTERM else 130  # SIGTERM is a requested stop
     except ValueError as exc:  # a bad --endpoint, path or credentials: nothing started
         raise UsageError(str(exc)) from None
     except OSError as exc:  # the port is taken, ...
         raise CliError(f"cannot serve: {exc}") from None
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGTERM)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
     return 0
