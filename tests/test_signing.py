@@ -1033,6 +1033,7 @@ def random_cases(draw: st.DrawFn) -> RandomCase:
 _SHARED_SIGNERS: dict[tuple[str, str], SigV4Signer] = {}
 
 
+@pytest.mark.slow  # 250 botocore signatures: about a second and a half
 @settings(
     max_examples=250,
     deadline=None,
