@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 import pytest
 
-from sagemaker_async import AsyncInferenceClient
+from sagemaker_async import AsyncInferenceClient, ParamValidationError, TransportError
 from sagemaker_async._transport import LeanTransport
+from test_transport import certificate
+
+__all__ = ["certificate"]  # the fixture, imported so pytest finds it here
 
 _ANSWER = (
     b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
@@ -88,3 +94,36 @@ async def test_an_environment_proxy_routes_through_httpx(
         b"POST http://runtime.example.test/endpoints/ep/async-invocations HTTP/1.1"
     ]
     assert client._owned_proxy_client is None
+
+
+@pytest.fixture
+async def tls_recorder(certificate: tuple[Path, Path]) -> AsyncIterator[_Recorder]:
+    rec = _Recorder()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    server = await asyncio.start_server(rec.handle, "127.0.0.1", 0, ssl=context)
+    rec.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield rec
+
+
+async def test_aws_ca_bundle_is_trusted_like_botocore_does(
+    tls_recorder: _Recorder, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"https://127.0.0.1:{tls_recorder.port}"
+    async with _client(url) as client:
+        with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
+            await client.invoke_endpoint_async("ep", "s3://b/k")
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate[0]))
+    async with _client(url) as client:
+        invocation = await client.invoke_endpoint_async("ep", "s3://b/k")
+    assert invocation.inference_id == "i1"
+
+
+def test_an_unreadable_aws_ca_bundle_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp_path / "missing.pem"))
+    client = _client("https://127.0.0.1:1")
+    with pytest.raises(ParamValidationError, match="AWS_CA_BUNDLE"):
+        client._default_transport(httpx.URL("https://127.0.0.1:1/"))

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import ssl
 import sys
 import time
 import uuid
@@ -145,6 +146,7 @@ class AsyncInferenceClient:
         self._owned: LeanTransport | None = None
         self._owned_proxy_client: httpx.AsyncClient | None = None
         self._proxied: dict[tuple[str, bytes], bool] = {}
+        self._ca_bundle = env.get("AWS_CA_BUNDLE") or None
         self._closed = False
         # Seams for tests: the wall clock used in signatures, and the backoff sleep.
         self._clock: Callable[[], float] = time.time
@@ -217,10 +219,12 @@ class AsyncInferenceClient:
                     trust_env=True,
                     timeout=self._timeout,
                     limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
+                    verify=self._ssl_context() or True,
                 )
             return self._owned_proxy_client
         if self._owned is None:
             self._owned = LeanTransport(
+                ssl_context=self._ssl_context(),
                 max_connections=256,
                 max_keepalive_connections=256,
                 connect_timeout=self._timeout.connect,
@@ -229,6 +233,22 @@ class AsyncInferenceClient:
                 pool_timeout=self._timeout.pool,
             )
         return self._owned
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """A context trusting ``AWS_CA_BUNDLE``, as botocore honours it; None: the default.
+
+        Built once per client, and only when a pool of ours is first needed.
+        """
+        if self._ca_bundle is None:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=self._ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ParamValidationError(
+                f"AWS_CA_BUNDLE {self._ca_bundle!r} cannot be loaded: {exc}", param="AWS_CA_BUNDLE"
+            ) from None
+        context.set_alpn_protocols(["http/1.1"])
+        return context
 
     async def _send_once(self, request: httpx.Request) -> httpx.Response:
         """Send through the one seam and read the whole body."""
