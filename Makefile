@@ -8,7 +8,7 @@ OLDEST_BOTOCORE := 1.31.0
 OLD_VENV := .venv-oldest
 OLD_PY   := $(OLD_VENV)/bin/python
 
-.PHONY: test test-oldest lint demo bench clean
+.PHONY: test test-oldest test-py310 lint demo bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ test-oldest:
 	$(OLD_PY) -m pip install -q -e . "botocore==$(OLDEST_BOTOCORE)" pytest pytest-asyncio respx hypothesis
 	$(OLD_PY) -m pytest -q -p no:cacheprovider tests/test_credentials.py tests/test_client.py
 
+# The oldest Python we claim (requires-python >= 3.10), where the machine has it.
+PY310_VENV := .venv-py310
+test-py310:
+	test -x $(PY310_VENV)/bin/python || (python3.10 -m venv $(PY310_VENV) && $(PY310_VENV)/bin/python -m pip install -q --upgrade pip)
+	$(PY310_VENV)/bin/python -m pip install -q -e . --group test
+	$(PY310_VENV)/bin/python -m pytest -q -p no:cacheprovider
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy --strict
@@ -48,4 +55,4 @@ bench:
 	bench/.venv/bin/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(OLD_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLD_VENV) $(PY310_VENV) .pytest_cache .mypy_cache .ruff_cache
