@@ -39,8 +39,9 @@ test-oldest:
 
 # The oldest Python we claim (requires-python >= 3.10), where the machine has it.
 PY310_VENV := .venv-py310
+PYTHON310  ?= python3.10
 test-py310:
-	test -x $(PY310_VENV)/bin/python || (python3.10 -m venv $(PY310_VENV) && $(PY310_VENV)/bin/python -m pip install -q --upgrade pip)
+	test -x $(PY310_VENV)/bin/python || ($(PYTHON310) -m venv $(PY310_VENV) && $(PY310_VENV)/bin/python -m pip install -q --upgrade pip)
 	$(PY310_VENV)/bin/python -m pip install -q -e . --group test
 	$(PY310_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
