@@ -7,11 +7,8 @@ command says how to install it instead of failing on an import deep inside.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import importlib.util
 import logging
-import signal
 
 from ._common import Streams
 from ._errors import CliError, UsageError
@@ -42,6 +39,7 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
     require_local_extra(needs_moto=s3_endpoint_url is None)
     from ..local import serve
     from ..local._endpoint import DEFAULT_CONCURRENCY
+    from ..local._serve import run_until_signalled
 
     if not args.quiet:
         handler = logging.StreamHandler(streams.stderr)
@@ -50,46 +48,24 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
         local_logger.addHandler(handler)
         local_logger.setLevel(logging.INFO)
 
-    task = asyncio.current_task()
-    assert task is not None
-    received: list[signal.Signals] = []
-
-    def stop(signum: signal.Signals) -> None:
-        # Both signals cancel the serve task, so it stops between two steps; a
-        # KeyboardInterrupt raised by asyncio.run on 3.10 can land mid-write instead.
-        received.append(signum)
-        task.cancel()
-
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
-            loop.add_signal_handler(signum, stop, signum)
-
     def emit(line: str) -> None:
         streams.stdout.write(streams.redact(line).encode("utf-8") + b"\n")
         streams.stdout.flush()
 
     try:
-        await serve(
-            args.endpoint,
-            port=args.port,
-            concurrency=args.concurrency or DEFAULT_CONCURRENCY,
-            output_path=args.output_path,
-            failure_path=args.failure_path,
-            credentials=args.credentials,
-            print=emit,
-            s3_endpoint_url=s3_endpoint_url,
+        return await run_until_signalled(
+            serve(
+                args.endpoint,
+                port=args.port,
+                concurrency=args.concurrency or DEFAULT_CONCURRENCY,
+                output_path=args.output_path,
+                failure_path=args.failure_path,
+                credentials=args.credentials,
+                print=emit,
+                s3_endpoint_url=s3_endpoint_url,
+            )
         )
-    except asyncio.CancelledError:
-        if not received:
-            raise
-        return 0 if received[0] == signal.SIGTERM else 130  # SIGTERM is a requested stop
     except ValueError as exc:  # a bad --endpoint, path or credentials: nothing started
         raise UsageError(str(exc)) from None
     except OSError as exc:  # the port is taken, ...
         raise CliError(f"cannot serve: {exc}") from None
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signum)
-    return 0

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 
 from ._endpoint import DEFAULT_CONCURRENCY
-from ._serve import serve
+from ._serve import run_until_signalled, serve
 
 __all__ = ["main"]
 
@@ -54,25 +52,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve_until_signalled(args: argparse.Namespace) -> int:
-    """Serve; SIGINT (Ctrl-C) and SIGTERM cancel the serving task, so it stops cleanly.
-
-    Handling SIGINT here rather than letting KeyboardInterrupt fly matters before Python
-    3.11, whose asyncio.run raises it wherever the loop happens to be (mid-write, say).
-    """
-    task = asyncio.current_task()
-    assert task is not None
-    received: list[signal.Signals] = []
-
-    def stop(signum: signal.Signals) -> None:
-        received.append(signum)
-        task.cancel()
-
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
-            loop.add_signal_handler(signum, stop, signum)
-    try:
-        await serve(
+    return await run_until_signalled(
+        serve(
             args.endpoint,
             port=args.port,
             concurrency=args.concurrency,
@@ -81,11 +62,7 @@ async def _serve_until_signalled(args: argparse.Namespace) -> int:
             credentials=args.credentials,
             s3_endpoint_url=args.s3_endpoint_url,
         )
-    except asyncio.CancelledError:
-        if not received:
-            raise
-        return 130 if received[0] == signal.SIGINT else 0
-    return 0
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

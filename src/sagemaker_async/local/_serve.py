@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import functools
-from collections.abc import Callable, Sequence
+import signal
+from collections.abc import Awaitable, Callable, Sequence
 
 from ._endpoint import DEFAULT_CONCURRENCY, LocalEndpoint
 from ._handlers import Handler, is_url, load_handler
 
-__all__ = ["DEFAULT_BUCKET", "parse_endpoint_specs", "serve"]
+__all__ = ["DEFAULT_BUCKET", "parse_endpoint_specs", "run_until_signalled", "serve"]
 
 # The command line serves one process-wide S3 world, so a fixed, guessable bucket is best.
 DEFAULT_BUCKET = "sagemaker-async-local"
@@ -87,3 +89,36 @@ async def serve(
             print("# requests must be signed with the credentials given to --credentials")
         print("# Ctrl-C to stop")
         await asyncio.Event().wait()
+
+
+async def run_until_signalled(work: Awaitable[None]) -> int:
+    """Run ``work`` (``serve(...)``) until SIGINT or SIGTERM; the exit status to use.
+
+    Both signals cancel the running task, so serving stops between two steps and cleans
+    up. Letting KeyboardInterrupt fly instead matters before Python 3.11, whose
+    ``asyncio.run`` raises it wherever the loop happens to be (mid-write, say). Ctrl-C
+    gives 130, SIGTERM (a requested stop) 0.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[signal.Signals] = []
+
+    def stop(signum: signal.Signals) -> None:
+        received.append(signum)
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+            loop.add_signal_handler(signum, stop, signum)
+    try:
+        await work
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        return 130 if received[0] == signal.SIGINT else 0
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+    return 0
