@@ -98,3 +98,14 @@ def service_error(
     }
     body = json.dumps({"__type": code, "message": message}).encode()
     return httpx.Response(status, headers=all_headers, content=body)
+
+
+def use_config_file(
+    monkeypatch: Any, tmp_path: Any, text: str, env: dict[str, str] | None = None
+) -> None:
+    """Point AWS_CONFIG_FILE at a fresh file holding ``text``, and set ``env`` too."""
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "config"
+    path.write_text(text)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(path))

@@ -30,6 +30,7 @@ from helpers import (
     make_client,
     new_router,
     service_error,
+    use_config_file,
 )
 from sagemaker_async import (
     AsyncInferenceClient,
@@ -186,9 +187,8 @@ async def test_region_sources(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     if config is not None:
-        path = tmp_path / "config"
-        path.write_text(f"[default]\n{config}\n[profile other]\nregion = sa-east-1\n")
-        monkeypatch.setenv("AWS_CONFIG_FILE", str(path))
+        text = f"[default]\n{config}\n[profile other]\nregion = sa-east-1\n"
+        use_config_file(monkeypatch, tmp_path, text)
     router = new_router()
     url = f"https://runtime.sagemaker.{expected}.amazonaws.com/endpoints/e/async-invocations"
     route = router.post(url).mock(return_value=accepted())
@@ -202,9 +202,9 @@ async def test_region_sources(
 def test_a_named_profile_region_from_the_config_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    path = tmp_path / "config"
-    path.write_text("[default]\nregion = us-east-2\n[profile p]\nregion = eu-central-1\n")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(path))
+    use_config_file(
+        monkeypatch, tmp_path, "[default]\nregion = us-east-2\n[profile p]\nregion = eu-central-1\n"
+    )
     client = AsyncInferenceClient(profile_name="p", credentials=Creds())
     assert client.region_name == "eu-central-1"
 

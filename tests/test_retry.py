@@ -13,7 +13,15 @@ import httpx
 import pytest
 from respx.models import CallList
 
-from helpers import INPUT, INVOKE_URL, accepted, make_client, new_router, service_error
+from helpers import (
+    INPUT,
+    INVOKE_URL,
+    accepted,
+    make_client,
+    new_router,
+    service_error,
+    use_config_file,
+)
 from sagemaker_async import (
     AccessDeniedError,
     InternalFailure,
@@ -297,11 +305,8 @@ async def test_max_attempts_sources(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     if config is not None:
-        path = tmp_path / "config"
-        path.write_text(
-            f"[default]\n{config}\n\n[profile other]\nregion = us-east-1\nmax_attempts = 6\n"
-        )
-        monkeypatch.setenv("AWS_CONFIG_FILE", str(path))
+        text = f"[default]\n{config}\n\n[profile other]\nregion = us-east-1\nmax_attempts = 6\n"
+        use_config_file(monkeypatch, tmp_path, text)
     router = new_router()
     route = router.post(INVOKE_URL).mock(return_value=httpx.Response(500))
     credentials = FrozenCredentials("AKIDEXAMPLE", "secret")
