@@ -2,6 +2,8 @@
 
 from ._client import AsyncInferenceClient
 from ._models import AsyncInvocation, InferenceResult
+from ._results import DEFAULT_POLL_INTERVAL
+from ._s3 import S3Location, parse_s3_uri
 from ._version import __version__
 from .errors import (
     AccessDeniedError,
@@ -19,6 +21,7 @@ from .errors import (
 )
 
 __all__ = [
+    "DEFAULT_POLL_INTERVAL",
     "AccessDeniedError",
     "AsyncInferenceClient",
     "AsyncInvocation",
@@ -27,6 +30,7 @@ __all__ = [
     "InternalFailure",
     "NoCredentialsError",
     "ParamValidationError",
+    "S3Location",
     "SageMakerAsyncError",
     "ServiceError",
     "ServiceUnavailable",
@@ -35,9 +39,10 @@ __all__ = [
     "ValidationError",
     "WaitTimeoutError",
     "__version__",
+    "parse_s3_uri",
 ]
 
 # Reprs and tracebacks should name the public path, as httpx does.
-for _name in ("AsyncInferenceClient", "AsyncInvocation", "InferenceResult"):
+for _name in ("AsyncInferenceClient", "AsyncInvocation", "InferenceResult", "S3Location"):
     globals()[_name].__module__ = __name__
 del _name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
 import os
 import ssl
@@ -17,7 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -26,16 +27,19 @@ from ._credentials import CredentialProvider, make_provider
 from ._endpoints import check_custom_endpoint_flags, configured_endpoint_url, resolve_runtime_url
 from ._models import AsyncInvocation, InferenceResult
 from ._objects import S3Objects
-from ._params import InvokeParams, validate_invoke
+from ._params import OPTION_FIELDS, InvokeOptions, InvokeParams, validate_invoke
 from ._protocol import invoke_headers, invoke_path, parse_error, parse_invoke_response
 from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
 from ._retry import RetryPolicy, retry_after_seconds
-from ._s3 import check_content_type, parse_s3_uri
+from ._s3 import S3Location, check_content_type, parse_s3_uri
 from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
 from ._transport import LeanTransport, proxy_configured
 from ._uploads import Payload, prepare_upload, read_small
 from ._version import __version__
 from .errors import ParamValidationError, ServiceError, TransportError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AsyncInferenceClient"]
 
@@ -477,35 +481,20 @@ class AsyncInferenceClient:
         input_location: str | None = None,
         *,
         body: bytes | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        inference_id: str | None = None,
-        s3_output_path_extension: str | None = None,
-        filename: str | None = None,
-        request_ttl_seconds: int | None = None,
-        invocation_timeout_seconds: int | None = None,
+        **options: Unpack[InvokeOptions],
     ) -> AsyncInvocation:
         """Queue one inference; returns where its output or failure will appear in S3.
 
         Exactly one of ``input_location`` (an S3 URI) and ``body`` (inline bytes, at most
-        128,000) carries the payload. Every argument is validated before anything is sent.
+        128,000) carries the payload; the keyword options are the model's (``content_type``,
+        ``accept``, ``custom_attributes``, ``inference_id``, ``s3_output_path_extension``,
+        ``filename``, ``request_ttl_seconds``, ``invocation_timeout_seconds``). Every
+        argument is validated before anything is sent.
         """
         self._check_open()
-        params = validate_invoke(
-            endpoint_name,
-            input_location,
-            body=body,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            inference_id=inference_id,
-            s3_output_path_extension=s3_output_path_extension,
-            filename=filename,
-            request_ttl_seconds=request_ttl_seconds,
-            invocation_timeout_seconds=invocation_timeout_seconds,
+        return await self._invoke(
+            InvokeParams(endpoint_name, input_location, body, options)  # type: ignore[arg-type]
         )
-        return await self._invoke(params)
 
     async def _invoke(self, params: InvokeParams) -> AsyncInvocation:
         body = params.body if params.body is not None else b""
@@ -581,6 +570,10 @@ class AsyncInferenceClient:
         location = parse_s3_uri(s3_uri, param="s3_uri")
         if content_type is not None:
             check_content_type(content_type)
+        await self._upload(data, location, content_type)
+        return location.uri
+
+    async def _upload(self, data: Payload, location: S3Location, content_type: str | None) -> None:
         body = await prepare_upload(data)
         await self._s3.put_object(
             location,
@@ -590,7 +583,6 @@ class AsyncInferenceClient:
             content_length=None if isinstance(body.content, bytes) else body.length,
             content_type=content_type,
         )
-        return location.uri
 
     async def submit(
         self,
@@ -598,14 +590,7 @@ class AsyncInferenceClient:
         data: Payload,
         *,
         input_location: str | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        inference_id: str | None = None,
-        s3_output_path_extension: str | None = None,
-        filename: str | None = None,
-        request_ttl_seconds: int | None = None,
-        invocation_timeout_seconds: int | None = None,
+        **options: Unpack[InvokeOptions],
     ) -> AsyncInvocation:
         """The payload and the invocation in one call.
 
@@ -617,23 +602,16 @@ class AsyncInferenceClient:
         arguments are ``invoke_endpoint_async``'s.
         """
         self._check_open()
-        options: dict[str, Any] = {
-            "content_type": content_type,
-            "accept": accept,
-            "custom_attributes": custom_attributes,
-            "inference_id": inference_id,
-            "s3_output_path_extension": s3_output_path_extension,
-            "filename": filename,
-            "request_ttl_seconds": request_ttl_seconds,
-            "invocation_timeout_seconds": invocation_timeout_seconds,
-        }
         if input_location is None:
             validate_invoke(endpoint_name, body=b"", **options)  # all but the payload
             body = await read_small(data)
             return await self._invoke(validate_invoke(endpoint_name, body=body, **options))
         location = parse_s3_uri(input_location, param="input_location")
         params = validate_invoke(endpoint_name, location.uri, **options)
-        await self.upload_input(data, location.uri, content_type=content_type)
+        content_type = options.get("content_type")
+        if content_type is not None:
+            check_content_type(content_type)
+        await self._upload(data, location, content_type)
         return await self._invoke(params)
 
     async def wait_for_result(
@@ -675,3 +653,27 @@ class AsyncInferenceClient:
 
 def _parse_runtime_failure(response: httpx.Response) -> ServiceError:
     return parse_error(response.status_code, response.headers, response.content)
+
+
+def _spell_out_options(method: Callable[..., Any]) -> None:
+    """Give ``help()`` and ``inspect.signature`` the keyword options by name, from the table.
+
+    The methods take ``**options`` (typed by ``InvokeOptions``) so the list lives in one
+    place; their visible signature stays the contract's, one keyword per option.
+    """
+    signature = inspect.signature(method)
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    params += [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation="int | None" if f.wire_type == "integer" else "str | None",
+        )
+        for f in OPTION_FIELDS
+    ]
+    method.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+
+
+_spell_out_options(AsyncInferenceClient.invoke_endpoint_async)
+_spell_out_options(AsyncInferenceClient.submit)

@@ -31,7 +31,10 @@ from ._progress import Counters, Progress
 from ._record import FINAL_OUTCOMES, ItemState, RecordFile
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .. import AsyncInvocation, InferenceResult
+    from ..options import InvokeOptions
 
 __all__ = ["Batch", "BatchClient", "BatchSettings"]
 
@@ -52,14 +55,7 @@ class BatchClient(Protocol):
         input_location: str | None = None,
         *,
         body: bytes | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        inference_id: str | None = None,
-        s3_output_path_extension: str | None = None,
-        filename: str | None = None,
-        request_ttl_seconds: int | None = None,
-        invocation_timeout_seconds: int | None = None,
+        **options: Unpack[InvokeOptions],
     ) -> AsyncInvocation: ...
 
     async def upload_input(
