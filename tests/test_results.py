@@ -68,6 +68,11 @@ class FakeTime:
         self.sleeps.append(delay)
         self.now += delay
 
+    @property
+    def delays(self) -> list[float]:
+        """Every sleep (a client shares one for retry backoff and polling)."""
+        return self.sleeps
+
 
 def fake_waiter(objects: Any, fake: FakeTime, rng: float = 0.0) -> ResultWaiter:
     return ResultWaiter(objects, clock=fake.clock, sleep=fake.sleep, rng=lambda: rng)
@@ -292,13 +297,16 @@ def router() -> Iterator[respx.MockRouter]:
 
 def s3_client(
     router: respx.MockRouter, **kwargs: Any
-) -> tuple[Any, Any, FakeTime]:  # (client, retry sleeps, poll time)
-    client, sleeps = make_client(router, **kwargs)
+) -> tuple[Any, FakeTime, FakeTime]:  # (client, every sleep, poll time)
+    """A client whose one ``Runtime`` sleeps on fake time, without jitter.
+
+    Retry backoff and poll delays share the sleep, as in the client; no test here has both.
+    """
     fake = FakeTime()
-    client._results.clock = fake.clock
-    client._results.sleep = fake.sleep
-    client._results.random = lambda: 0.0
-    return client, sleeps, fake
+    client, _ = make_client(
+        router, sleep=fake.sleep, monotonic=fake.clock, random=lambda: 0.0, **kwargs
+    )
+    return client, fake, fake
 
 
 NO_SUCH_KEY = (
@@ -315,12 +323,11 @@ async def test_wait_for_result_through_the_client(router: respx.MockRouter) -> N
     router.get(OUTPUT_URL).mock(
         return_value=httpx.Response(200, content=b"[1, 2]", headers={"Content-Type": "a/b"})
     )
-    client, retry_sleeps, fake = s3_client(router)
+    client, _, fake = s3_client(router)
     async with client:
         result = await client.wait_for_result(INVOCATION, timeout=30, poll_interval=2)
     assert result == InferenceResult(b"[1, 2]", OUTPUT, "a/b")
-    assert fake.sleeps == [2.0, 3.0]
-    assert retry_sleeps.delays == []
+    assert fake.sleeps == [2.0, 3.0]  # two poll delays, and no retry backoff
     assert output_head.call_count == 3
     assert failure_head.call_count == 3
     sent = output_head.calls.last.request
@@ -421,7 +428,10 @@ async def test_client_s3_requests_equal_botocores(
     head = router.head(host=host).mock(return_value=httpx.Response(404))
     get = router.get(host=host).mock(return_value=httpx.Response(200, content=b"x"))
     put = router.put(host=host).mock(return_value=httpx.Response(200))
-    client, _, _ = s3_client(router, region_name="us-west-2", aws_session_token=token)
+    now = [0.0]
+    client, _, _ = s3_client(
+        router, region_name="us-west-2", aws_session_token=token, clock=lambda: now[0]
+    )
     uri = f"s3://my-bucket/{ODD_KEY}"
     async with client:
         for operation, route, call in (
@@ -431,7 +441,7 @@ async def test_client_s3_requests_equal_botocores(
         ):
             extra = {"Body": b"{}", "ContentType": "a/b"} if operation == "put_object" else {}
             theirs = botocore_request(boto, operation, Bucket="my-bucket", Key=ODD_KEY, **extra)
-            client._clock = lambda theirs=theirs: _epoch(header(theirs, "X-Amz-Date"))
+            now[0] = _epoch(header(theirs, "X-Amz-Date"))
             await call()
             ours = route.calls.last.request
             assert str(ours.url) == theirs.url
@@ -750,14 +760,13 @@ async def test_cancelling_mid_request_leaves_no_task_and_no_request_in_flight(
 async def test_cancelling_during_the_poll_delay(router: respx.MockRouter) -> None:
     router.head(OUTPUT_URL).mock(return_value=httpx.Response(404))
     router.head(FAILURE_URL).mock(return_value=httpx.Response(404))
-    client, _, _ = s3_client(router)
     sleeping = asyncio.Event()
 
     async def sleep(delay: float) -> None:
         sleeping.set()
         await asyncio.Event().wait()
 
-    client._results.sleep = sleep
+    client, _ = make_client(router, sleep=sleep)
     async with client:
         waiter = asyncio.ensure_future(client.wait_for_result(INVOCATION))
         await sleeping.wait()

@@ -1,42 +1,37 @@
-"""The asyncio client: a thin loop of I/O around the pure request and response code.
+"""The asyncio client: a facade over the pure request code and the one signed sender.
 
-Everything that can be done once is done in the constructor (settings, endpoint, signer,
-user agent, timeouts); a call validates, signs with a cached key, sends through one seam
-(the transport) and parses. The retry loop is shared by every operation, runtime and S3.
+The constructor resolves settings, endpoints and credentials once and builds the
+``SignedSender`` (sign, retry, log, send); a call validates, builds its ``Request`` with a
+pure function, hands it to the sender and parses the answer. S3 operations
+(``S3Objects``) and result waiting (``ResultWaiter``) receive the same sender.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import inspect
 import logging
 import os
-import ssl
-import sys
-import time
-import uuid
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._config import resolve_settings
-from ._credentials import CredentialProvider, make_provider
+from ._credentials import make_provider
 from ._endpoints import check_custom_endpoint_flags, configured_endpoint_url, resolve_runtime_url
 from ._models import AsyncInvocation, InferenceResult
 from ._objects import S3Objects
 from ._params import OPTION_FIELDS, InvokeOptions, InvokeParams, validate_invoke
-from ._protocol import invoke_headers, invoke_path, parse_error, parse_invoke_response
+from ._protocol import parse_error, parse_invoke_response
+from ._requests import RuntimeEndpoint, invoke_request
 from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
-from ._retry import RetryPolicy, retry_after_seconds
-from ._s3 import S3Location, check_content_type, parse_s3_uri
-from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
-from ._transport import LeanTransport, proxy_configured
+from ._runtime import Runtime
+from ._s3 import S3Location, check_content_type, parse_s3_prefix, parse_s3_uri
+from ._sender import SignedSender
+from ._signing import SigV4Signer
 from ._uploads import Payload, prepare_upload, read_small
-from ._version import __version__
-from .errors import ParamValidationError, ServiceError, TransportError
+from .errors import ParamValidationError, ServiceError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -44,14 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncInferenceClient"]
 
 logger = logging.getLogger("sagemaker_async")
-
-_EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
-_URL_CACHE_SIZE = 1024
-_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-# A request body: bytes, or a factory of a fresh async stream for each attempt (an upload
-# from a file must be re-read from the start when it is retried).
-Content = bytes | Callable[[], AsyncIterable[bytes]]
 
 
 class AsyncInferenceClient:
@@ -74,6 +61,7 @@ class AsyncInferenceClient:
         max_attempts: int | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        _runtime: Runtime | None = None,
     ) -> None:
         env: Mapping[str, str] = os.environ
         if http_client is not None and transport is not None:
@@ -112,8 +100,11 @@ class AsyncInferenceClient:
                 self._region, use_fips=self._use_fips, use_dualstack=self._use_dualstack
             )
         self._runtime_base = httpx.URL(runtime_url)
-        self._runtime_prefix = self._runtime_base.raw_path.decode("ascii").rstrip("/")
-        self._runtime_host = self._runtime_base.netloc.decode("ascii")
+        self._runtime_endpoint = RuntimeEndpoint(
+            self._runtime_base.scheme,
+            self._runtime_base.netloc.decode("ascii"),
+            self._runtime_base.raw_path.decode("ascii").rstrip("/"),
+        )
         self._s3_endpoint_url = configured_endpoint_url(
             s3_endpoint_url, env, "AWS_ENDPOINT_URL_S3", param="s3_endpoint_url"
         )
@@ -123,45 +114,33 @@ class AsyncInferenceClient:
             use_dualstack=use_dualstack_endpoint,
             param="s3_endpoint_url",
         )
-
-        self._credentials: CredentialProvider = make_provider(
-            aws_access_key_id=aws_access_key_id,
-            aws_secret_access_key=aws_secret_access_key,
-            aws_session_token=aws_session_token,
-            credentials=credentials,
-            profile_name=profile_name,
-            env=env,
-        )
+        self._runtime = _runtime or Runtime()
         self._signer = SigV4Signer(self._region, "sagemaker")
-        self._retry = RetryPolicy(settings.max_attempts)
-        self._timeout = httpx.Timeout(timeout)
-        self._extensions: dict[str, Any] = {"timeout": self._timeout.as_dict()}
-        python = ".".join(map(str, sys.version_info[:3]))
-        self._user_agent = (
-            f"sagemaker-async/{__version__} python/{python} httpx/{httpx.__version__}"
+        self._sender = SignedSender(
+            credentials=make_provider(
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token,
+                credentials=credentials,
+                profile_name=profile_name,
+                env=env,
+                clock=self._runtime.monotonic,
+            ),
+            max_attempts=settings.max_attempts,
+            timeout=httpx.Timeout(timeout),
+            http_client=http_client,
+            transport=transport,
+            ca_bundle=env.get("AWS_CA_BUNDLE") or None,
+            runtime=self._runtime,
         )
-        self._user_agent_bytes = self._user_agent.encode("ascii")
-        self._url_cache: dict[str, httpx.URL] = {}
-        self._amz_date_second = -1
-        self._amz_date_text = ""
-
-        self._http_client = http_client
-        self._transport = transport
-        self._owned: LeanTransport | None = None
-        self._owned_proxy_client: httpx.AsyncClient | None = None
-        self._proxied: dict[tuple[str, bytes], bool] = {}
-        self._ca_bundle = env.get("AWS_CA_BUNDLE") or None
-        self._closed = False
-        # Seams for tests: the wall clock used in signatures, and the backoff sleep.
-        self._clock: Callable[[], float] = time.time
-        self._sleep: Callable[[float], Any] = asyncio.sleep
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return (
             f"AsyncInferenceClient(region_name={self._region!r}, "
-            f"endpoint_url={str(self._runtime_base)!r}, credentials={self._credentials.source!r})"
+            f"endpoint_url={str(self._runtime_base)!r}, "
+            f"credentials={self._sender.credentials.source!r})"
         )
 
     @property
@@ -174,7 +153,7 @@ class AsyncInferenceClient:
 
     @property
     def max_attempts(self) -> int:
-        return self._retry.max_attempts
+        return self._sender.retry.max_attempts
 
     async def __aenter__(self) -> AsyncInferenceClient:
         self._check_open()
@@ -190,288 +169,10 @@ class AsyncInferenceClient:
 
     async def aclose(self) -> None:
         """Close the connections this client opened; a shared http_client is left open."""
-        self._closed = True
-        owned, self._owned = self._owned, None
-        proxy_client, self._owned_proxy_client = self._owned_proxy_client, None
-        if owned is not None:
-            await owned.aclose()
-        if proxy_client is not None:
-            await proxy_client.aclose()
+        await self._sender.aclose()
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(
-                "This AsyncInferenceClient is closed; create a new one to send more requests."
-            )
-
-    # -- sending ----------------------------------------------------------------------------
-
-    def _default_transport(self, url: httpx.URL) -> httpx.AsyncBaseTransport | httpx.AsyncClient:
-        """The pool this client owns for ``url``'s origin, built on first use.
-
-        Our lean HTTP/1.1 transport, except for origins that the environment routes through
-        a proxy (``HTTPS_PROXY`` and friends), which go through an ``httpx.AsyncClient``
-        that honours them. Decided once per origin.
-        """
-        origin = (url.scheme, url.netloc)
-        proxied = self._proxied.get(origin)
-        if proxied is None:
-            proxied = self._proxied[origin] = proxy_configured(url, os.environ)
-        if proxied:
-            if self._owned_proxy_client is None:
-                self._owned_proxy_client = httpx.AsyncClient(
-                    trust_env=True,
-                    timeout=self._timeout,
-                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
-                    verify=self._ssl_context() or True,
-                )
-            return self._owned_proxy_client
-        if self._owned is None:
-            self._owned = LeanTransport(
-                ssl_context=self._ssl_context(),
-                max_connections=256,
-                max_keepalive_connections=256,
-                connect_timeout=self._timeout.connect,
-                read_timeout=self._timeout.read,
-                write_timeout=self._timeout.write,
-                pool_timeout=self._timeout.pool,
-            )
-        return self._owned
-
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        """A context trusting ``AWS_CA_BUNDLE``, as botocore honours it; None: the default.
-
-        Built once per client, and only when a pool of ours is first needed.
-        """
-        if self._ca_bundle is None:
-            return None
-        try:
-            context = ssl.create_default_context(cafile=self._ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
-            raise ParamValidationError(
-                f"AWS_CA_BUNDLE {self._ca_bundle!r} cannot be loaded: {exc}", param="AWS_CA_BUNDLE"
-            ) from None
-        context.set_alpn_protocols(["http/1.1"])
-        return context
-
-    async def _send_once(self, request: httpx.Request) -> httpx.Response:
-        """Send through the one seam and read the whole body."""
-        if self._http_client is not None:
-            return await self._http_client.send(request)
-        sender = self._transport or self._default_transport(request.url)
-        if isinstance(sender, httpx.AsyncClient):
-            return await sender.send(request)
-        response = await sender.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
-
-    def _invoke_url(self, endpoint_name: str) -> httpx.URL:
-        """The endpoint's invocation URL, built once per endpoint name (parsing is costly)."""
-        url = self._url_cache.get(endpoint_name)
-        if url is None:
-            if len(self._url_cache) >= _URL_CACHE_SIZE:
-                self._url_cache.clear()
-            path = self._runtime_prefix + invoke_path(endpoint_name)
-            url = self._runtime_base.copy_with(raw_path=path.encode("ascii"))
-            self._url_cache[endpoint_name] = url
-        return url
-
-    def _amz_date(self) -> str:
-        """``X-Amz-Date`` for now, formatted once per second rather than once per request."""
-        second = int(self._clock())
-        if second != self._amz_date_second:
-            self._amz_date_second = second
-            self._amz_date_text = format_amz_date(second)
-        return self._amz_date_text
-
-    async def _send(
-        self,
-        *,
-        operation: str,
-        method: str,
-        url: httpx.URL,
-        host: str,
-        headers: Iterable[tuple[str, str]],
-        content: Content,
-        payload_hash: str,
-        signer: SigV4Signer,
-        parse_failure: Callable[[httpx.Response], ServiceError],
-        accept: Callable[[int], bool] = lambda status: 200 <= status < 300,
-        log_fields: str = "",
-    ) -> httpx.Response:
-        """Sign and send one operation, with standard-mode retries.
-
-        Returns the first response whose status ``accept``s; raises the parsed
-        ``ServiceError`` or a ``TransportError`` once retries are exhausted.
-        """
-        self._check_open()
-        headers = list(headers)
-        path = url.raw_path.decode("ascii").partition("?")[0]
-        query = url.query.decode("ascii")
-        credentials = await self._credentials.get()
-        invocation_id = str(uuid.uuid4())
-        retry = self._retry
-        max_attempts = retry.max_attempts
-        spent = 0
-        refreshed = False
-        attempt = 1
-        debug = logger.isEnabledFor(logging.DEBUG)
-        while True:
-            request = self._signed_request(
-                method,
-                url,
-                host,
-                path,
-                query,
-                headers,
-                content,
-                payload_hash,
-                signer,
-                credentials,
-                invocation_id,
-                attempt,
-                max_attempts,
-            )
-            started = time.perf_counter()
-            try:
-                response = await self._send_once(request)
-            except httpx.TransportError as exc:
-                decision = retry.classify_exception(exc)
-                if debug:
-                    logger.debug(
-                        "%s%s attempt=%d/%d error=%s elapsed=%.1fms",
-                        operation,
-                        log_fields,
-                        attempt,
-                        max_attempts,
-                        type(exc).__name__,
-                        (time.perf_counter() - started) * 1000,
-                    )
-                cost = (
-                    retry.quota.acquire(timeout=decision.timeout)
-                    if (decision.retry and attempt < max_attempts)
-                    else 0
-                )
-                if not cost:
-                    # h11 quotes the offending header value, which may be a session token.
-                    detail = (
-                        "a header value cannot be sent as given"
-                        if isinstance(exc, httpx.LocalProtocolError)
-                        else str(exc)
-                    )
-                    raise TransportError(
-                        f"{operation} to {url.host} failed after {attempt} attempt(s): "
-                        f"{type(exc).__name__}: {detail}",
-                        attempts=attempt,
-                    ) from exc
-                spent += cost
-                await self._sleep(retry.backoff(attempt, throttled=False))
-                attempt += 1
-                continue
-            status = response.status_code
-            if debug:
-                logger.debug(
-                    "%s%s attempt=%d/%d status=%d request_id=%s elapsed=%.1fms",
-                    operation,
-                    log_fields,
-                    attempt,
-                    max_attempts,
-                    status,
-                    response.headers.get("x-amzn-requestid")
-                    or response.headers.get("x-amz-request-id"),
-                    (time.perf_counter() - started) * 1000,
-                )
-            if accept(status):
-                retry.quota.on_success(spent)
-                return response
-            error = parse_failure(response)
-            if error.code in _EXPIRED_CODES and not refreshed:
-                # One refresh and one more try, outside the retry budget: the credentials,
-                # not the service, were at fault.
-                refreshed = True
-                fresh = await self._credentials.refresh(credentials)
-                if fresh is not None:
-                    credentials = fresh
-                    continue
-            decision = retry.classify_error(error)
-            cost = (
-                retry.quota.acquire(timeout=False)
-                if (decision.retry and attempt < max_attempts)
-                else 0
-            )
-            if not cost:
-                raise error
-            spent += cost
-            await self._sleep(
-                retry.backoff(
-                    attempt,
-                    throttled=decision.throttled,
-                    retry_after=retry_after_seconds(response.headers),
-                )
-            )
-            attempt += 1
-
-    def _signed_request(
-        self,
-        method: str,
-        url: httpx.URL,
-        host: str,
-        path: str,
-        query: str,
-        headers: list[tuple[str, str]],
-        content: Content,
-        payload_hash: str,
-        signer: SigV4Signer,
-        credentials: FrozenCredentials,
-        invocation_id: str,
-        attempt: int,
-        max_attempts: int,
-    ) -> httpx.Request:
-        """One attempt's request: botocore's headers, in botocore's order, freshly signed."""
-        amz_date = self._amz_date()
-        token = credentials.token
-        signed = [("host", host), ("x-amz-date", amz_date), *headers]
-        if token:
-            signed.append(("x-amz-security-token", token))
-        authorization = signer.authorization(
-            method=method,
-            path=path,
-            query=query,
-            headers=signed,
-            payload_hash=payload_hash,
-            credentials=credentials,
-            amz_date=amz_date,
-        )
-        # Headers go to httpx already encoded (values as UTF-8, as botocore sends a non-ASCII
-        # S3 key in InputLocation, and signs the same bytes), Host first as httpx would put it.
-        wire = [(b"Host", host.encode("ascii"))]
-        wire += [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers]
-        wire.append((b"User-Agent", self._user_agent_bytes))
-        wire.append((b"X-Amz-Date", amz_date.encode("ascii")))
-        if token:
-            wire.append((b"X-Amz-Security-Token", token.encode("utf-8")))
-        wire.append((b"Authorization", authorization.encode("ascii")))
-        wire.append((b"amz-sdk-invocation-id", invocation_id.encode("ascii")))
-        wire.append((b"amz-sdk-request", b"attempt=%d; max=%d" % (attempt, max_attempts)))
-        if not isinstance(content, bytes):
-            return httpx.Request(
-                method, url, headers=wire, content=content(), extensions=self._extensions
-            )
-        # Where httpx would send Content-Length (a body, or any POST/PUT/PATCH), send it last,
-        # as botocore does. Passing the body as a ready ByteStream skips httpx's content
-        # encoding and header rebuilding, about half of a Request's cost.
-        if (content or method in _LENGTH_METHODS) and not any(
-            name.lower() == "content-length" for name, _ in headers
-        ):
-            wire.append((b"Content-Length", b"%d" % len(content)))
-        request = httpx.Request(
-            method, url, headers=wire, stream=httpx.ByteStream(content), extensions=self._extensions
-        )
-        request.read()  # the body is bytes already: make request.content available
-        return request
+        self._sender.check_open()
 
     # -- InvokeEndpointAsync ----------------------------------------------------------------
 
@@ -497,17 +198,11 @@ class AsyncInferenceClient:
         )
 
     async def _invoke(self, params: InvokeParams) -> AsyncInvocation:
-        body = params.body if params.body is not None else b""
-        response = await self._send(
-            operation="InvokeEndpointAsync",
-            method="POST",
-            url=self._invoke_url(params.endpoint_name),
-            host=self._runtime_host,
-            headers=invoke_headers(params),
-            content=body,
-            payload_hash=hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256,
+        response = await self._sender.send(
+            invoke_request(self._runtime_endpoint, params),
             signer=self._signer,
             parse_failure=_parse_runtime_failure,
+            content=params.body if params.body is not None else b"",
             log_fields=f" endpoint={params.endpoint_name} inference_id={params.inference_id}"
             if logger.isEnabledFor(logging.DEBUG)
             else "",
@@ -529,8 +224,8 @@ class AsyncInferenceClient:
     # == S3 and results: upload_input, submit, wait_for_result, poll_result, get_result ==
     # The S3 operations live in _objects.S3Objects and the polling in _results.ResultWaiter;
     # these methods validate and delegate. Both are built on first use, so a client that
-    # only invokes never resolves an S3 host. Tests replace the waiter's seams:
-    # ``client._results.clock`` (monotonic), ``.sleep`` and ``.random``.
+    # only invokes never resolves an S3 host. Both get the one signed sender; the waiter's
+    # clock, sleep and random come from the client's ``Runtime``.
 
     _s3_objects: S3Objects | None = None
     _result_waiter: ResultWaiter | None = None
@@ -540,7 +235,7 @@ class AsyncInferenceClient:
         objects = self._s3_objects
         if objects is None:
             objects = self._s3_objects = S3Objects(
-                self._send,
+                self._sender,
                 region=self._region,
                 endpoint_url=self._s3_endpoint_url,
                 use_fips=self._use_fips,
@@ -552,7 +247,10 @@ class AsyncInferenceClient:
     def _results(self) -> ResultWaiter:
         waiter = self._result_waiter
         if waiter is None:
-            waiter = self._result_waiter = ResultWaiter(self._s3)
+            runtime = self._runtime
+            waiter = self._result_waiter = ResultWaiter(
+                self._s3, clock=runtime.monotonic, sleep=runtime.sleep, rng=runtime.random
+            )
         return waiter
 
     async def upload_input(
@@ -613,6 +311,17 @@ class AsyncInferenceClient:
             check_content_type(content_type)
         await self._upload(data, location, content_type)
         return await self._invoke(params)
+
+    async def list_objects(self, s3_prefix: str) -> list[str]:
+        """The ``s3://`` URI of every object under ``s3://bucket/prefix/``, in S3's
+        (lexicographic) order, page after page (ListObjectsV2).
+
+        For turning a folder of inputs into invocations (``batch --input-prefix``).
+        """
+        self._check_open()
+        bucket, prefix = parse_s3_prefix(s3_prefix, param="s3_prefix")
+        keys = await self._s3.list_objects(bucket, prefix)
+        return [f"s3://{bucket}/{key}" for key in keys]
 
     async def wait_for_result(
         self,
