@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..options import MAX_INLINE_BODY
 from ._aimd import AdaptiveLimit, Slot
 from ._errors import CliError, Redactor, describe
 from ._manifest import Item, upload_uri
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Batch", "BatchClient", "BatchSettings"]
 
-INLINE_LIMIT = 128_000
+INLINE_LIMIT = MAX_INLINE_BODY  # what can go inline: the model's limit, from the table
 MAX_THROTTLE_ROUNDS = 10
 THROTTLE_BASE_DELAY = 1.0
 THROTTLE_MAX_DELAY = 20.0

@@ -24,7 +24,7 @@ from types import TracebackType
 import certifi
 import httpx
 
-from .._signing import FrozenCredentials
+from ..signing import FrozenCredentials
 from . import _responses
 from ._handlers import Handler, InvocationAttributes, Runner, make_runner
 from ._http import HttpServer, Request, Response

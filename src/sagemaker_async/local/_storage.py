@@ -20,9 +20,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from .._client import AsyncInferenceClient
-from .._signing import FrozenCredentials, SigV4Signer, format_amz_date
+from .. import AsyncInferenceClient
 from ..errors import SageMakerAsyncError, ServiceError
+from ..signing import FrozenCredentials, SigV4Signer, format_amz_date
 
 __all__ = ["ClientStorage", "Storage", "StorageError", "parse_s3_uri"]
 
