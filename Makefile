@@ -48,6 +48,7 @@ test-py310:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy --strict
+	$(PY) scripts/check_layers.py src/sagemaker_async
 
 # Against aiobotocore, boto3 and a raw-asyncio client, in a venv of its own (aiobotocore pins
 # botocore narrowly). `make bench BENCH_ARGS=--quick` for a one-minute indicative run.
