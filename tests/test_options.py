@@ -38,7 +38,9 @@ def model_members() -> dict[str, Any]:
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("sagemaker-runtime")
-    return dict(model.operation_model("InvokeEndpointAsync").input_shape.members)
+    shape = model.operation_model("InvokeEndpointAsync").input_shape
+    assert shape is not None
+    return dict(shape.members)
 
 
 def valid_value(option: InvokeField) -> str | int:
@@ -100,7 +102,7 @@ def test_the_typed_dict_is_the_table() -> None:
 def test_each_option_is_validated_by_its_entry(option: InvokeField) -> None:
     too_far: object = option.max + 1 if option.wire_type == "integer" else "a" * (option.max + 1)
     with pytest.raises(ParamValidationError) as info:
-        validate_invoke(ENDPOINT, INPUT, **{option.name: too_far})  # type: ignore[misc]
+        validate_invoke(ENDPOINT, INPUT, **{option.name: too_far})  # type: ignore[arg-type]
     assert info.value.param == option.name
     wrong_type: object = "1" if option.wire_type == "integer" else 1
     with pytest.raises(ParamValidationError):

@@ -346,7 +346,7 @@ def test_custom_endpoint_matches_botocore_path_style() -> None:
 
 @given(
     key=st.text(
-        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),  # type: ignore[arg-type]
         min_size=1,
         max_size=64,
     )

@@ -55,7 +55,6 @@ _ASCII_HEADER = re.compile(r"[\x01-\x09\x0e-\x7f]*")
 _VISIBLE_ASCII = re.compile(r"[\t\x20-\x7e]*")
 
 
-
 def _fail(param: str, rule: str) -> ParamValidationError:
     return ParamValidationError(f"Invalid parameter {param}: {rule}", param=param)
 
