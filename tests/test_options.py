@@ -222,3 +222,23 @@ def test_a_manifest_line_may_set_the_entries_marked_for_it(tmp_path: Path) -> No
                     upload_prefix=None,
                     inline_limit=10,
                 )
+
+
+def test_values_found_valid_are_remembered_but_never_a_sensitive_one() -> None:
+    """The per-field memory of valid strings (a set lookup instead of a regex) is bounded,
+    holds no secret, and never lets an invalid value through."""
+    for option in OPTION_FIELDS:
+        if option.wire_type != "string":
+            continue
+        value = f"zz{option.name[:8]}"
+        validate_invoke(ENDPOINT, INPUT, **{option.name: value})  # type: ignore[arg-type]
+        assert (value in option._valid) is not option.sensitive, option.name
+    for _ in range(2):
+        with pytest.raises(ParamValidationError):
+            validate_invoke(ENDPOINT, INPUT, filename="a.b.c")
+        with pytest.raises(ParamValidationError):
+            validate_invoke("bad name", INPUT)
+    first = next(f for f in OPTION_FIELDS if f.name == "content_type")
+    for n in range(3000):
+        first.check(f"type/{n}")
+    assert len(first._valid) <= 1024

@@ -172,7 +172,8 @@ class AsyncInferenceClient:
         await self._sender.aclose()
 
     def _check_open(self) -> None:
-        self._sender.check_open()
+        if self._sender.closed:
+            self._sender.check_open()  # raises
 
     # -- InvokeEndpointAsync ----------------------------------------------------------------
 

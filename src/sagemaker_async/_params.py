@@ -82,8 +82,14 @@ class InvokeField:
         """The AWS CLI's option: the keyword in kebab-case (``--content-type``)."""
         return "--" + self.name.replace("_", "-")
 
+    # Strings found valid already (the same content type, endpoint after endpoint): a
+    # set lookup instead of a regex. Bounded; never holds a sensitive value.
+    _valid: set[str] = field(default_factory=set, compare=False, repr=False)
+
     def check(self, value: object) -> str | int:
         """The value if the model allows it; ``ParamValidationError`` naming the rule if not."""
+        if value.__class__ is str and value in self._valid:
+            return value  # a str, by its class
         if self.wire_type == "integer":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise _fail(self.name, f"must be an int, not {type(value).__name__}")
@@ -97,7 +103,15 @@ class InvokeField:
         if self.pattern is not None and self.pattern.fullmatch(value) is None:
             shown = "" if self.sensitive else f" (got {value!r})"
             raise _fail(self.name, f"{self.rule}{shown}")
+        if not self.sensitive and value.__class__ is str:
+            _remember(self._valid, value)
         return value
+
+
+def _remember(valid: set[str], value: str) -> None:
+    if len(valid) >= _VALID_CACHE_SIZE:
+        valid.clear()
+    valid.add(value)
 
 
 _ASCII_RULE = "must be ASCII without line breaks"
@@ -212,6 +226,8 @@ INPUT_LOCATION = next(f for f in INVOKE_FIELDS if f.name == "input_location")
 # The keyword-only options (everything but the payload's location).
 OPTION_FIELDS: tuple[InvokeField, ...] = tuple(f for f in INVOKE_FIELDS if f is not INPUT_LOCATION)
 _OPTION_NAMES = frozenset(f.name for f in OPTION_FIELDS)
+_OPTION_BY_NAME = {f.name: f for f in OPTION_FIELDS}
+_VALID_CACHE_SIZE = 1024
 _ENDPOINT_RULE = "must be letters, digits and hyphens, starting and ending with a letter or digit"
 
 
@@ -255,6 +271,7 @@ class InvokeParams:
     """A validated InvokeEndpointAsync call: ``__post_init__`` checks every rule, so an
     invalid one cannot exist. ``options`` holds the options given (not None), by name;
     each is readable as an attribute too (``params.inference_id``, None when not given).
+    Headers are sent in the table's order, whatever the order of ``options``.
     """
 
     endpoint_name: str
@@ -276,16 +293,13 @@ class InvokeParams:
             body = _check_body(self.body)
             if body is not self.body:
                 object.__setattr__(self, "body", body)
-        options = self.options
-        unknown = options.keys() - _OPTION_NAMES
-        if unknown:
-            raise TypeError(f"unexpected keyword argument {sorted(unknown)[0]!r}")
-        # Checked and stored in the table's order, without the options left at None.
-        checked = {
-            f.name: f.check(options[f.name])
-            for f in OPTION_FIELDS
-            if options.get(f.name) is not None
-        }
+        checked: dict[str, str | int] = {}
+        for name, value in self.options.items():
+            option = _OPTION_BY_NAME.get(name)
+            if option is None:
+                raise TypeError(f"unexpected keyword argument {name!r}")
+            if value is not None:  # an option left at None is not sent
+                checked[name] = option.check(value)
         object.__setattr__(self, "options", checked)
 
     def __getattr__(self, name: str) -> str | int | None:
@@ -306,7 +320,17 @@ class InvokeParams:
         return f"InvokeParams({', '.join(shown)})"
 
 
+_valid_endpoint_names: set[str] = set()
+
+
 def _check_endpoint_name(value: object) -> None:
+    if value.__class__ is str and value in _valid_endpoint_names:
+        return
+    _check_endpoint_name_rules(value)
+    _remember(_valid_endpoint_names, value)  # type: ignore[arg-type]  # a str by now
+
+
+def _check_endpoint_name_rules(value: object) -> None:
     if not isinstance(value, str):
         raise _fail("endpoint_name", f"must be a str, not {type(value).__name__}")
     if not 1 <= len(value) <= 63:

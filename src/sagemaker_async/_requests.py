@@ -63,7 +63,8 @@ class RuntimeEndpoint:
 
 def invoke_request(endpoint: RuntimeEndpoint, params: InvokeParams) -> Request:
     """InvokeEndpointAsync: botocore's headers, in botocore's order; the body is the caller's."""
-    url, path = endpoint.target(params.endpoint_name)
+    name = params.endpoint_name
+    url, path = endpoint._targets.get(name) or endpoint.target(name)
     body = params.body
     return Request(
         "InvokeEndpointAsync",

@@ -204,9 +204,10 @@ class SignedSender:
         Returns the first response whose status ``accept``s; raises the parsed
         ``ServiceError`` or a ``TransportError`` once retries are exhausted.
         """
-        self.check_open()
+        if self.closed:
+            self.check_open()
         operation = request.operation
-        url = self._url(request.url)
+        url = self._urls.get(request.url) or self._url(request.url)
         credentials = await self.credentials.get()
         invocation_id = str(uuid.uuid4())
         retry = self.retry
@@ -312,18 +313,16 @@ class SignedSender:
         """One attempt's request: botocore's headers, in botocore's order, freshly signed."""
         amz_date = self._amz_date()
         token = credentials.token
-        method = request.method
-        host = request.host
-        headers = request.headers
+        _, method, _, host, headers, payload_hash, path, query = request  # one unpacking
         signed = [("host", host), ("x-amz-date", amz_date), *headers]
         if token:
             signed.append(("x-amz-security-token", token))
         authorization = signer.authorization(
             method=method,
-            path=request.path,
-            query=request.query,
+            path=path,
+            query=query,
             headers=signed,
-            payload_hash=request.payload_hash,
+            payload_hash=payload_hash,
             credentials=credentials,
             amz_date=amz_date,
         )
