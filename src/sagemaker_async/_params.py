@@ -297,7 +297,7 @@ class InvokeParams:
         for name, value in self.options.items():
             option = _OPTION_BY_NAME.get(name)
             if option is None:
-                raise TypeError(f"unexpected keyword argument {name!r}")
+                raise TypeError(f"got an unexpected keyword argument {name!r}")
             if value is not None:  # an option left at None is not sent
                 checked[name] = option.check(value)
         object.__setattr__(self, "options", checked)
