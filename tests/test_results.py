@@ -82,13 +82,15 @@ class FakeS3:
         self.heads: list[str] = []
         self.gets: list[str] = []
 
-    async def head_object(self, location: S3Location) -> bool:
+    async def head_object(self, location: S3Location, *, retries: bool = True) -> bool:
         self.heads.append(location.uri)
         return self.heads.count(location.uri) > self.appear_after.get(location.uri, 10**9)
 
-    async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
+    async def open_object(self, location: S3Location) -> httpx.Response:
         self.gets.append(location.uri)
-        return self.bodies[location.uri], "application/json"
+        return httpx.Response(
+            200, content=self.bodies[location.uri], headers={"Content-Type": "application/json"}
+        )
 
 
 # -- pure decisions -------------------------------------------------------------------------
@@ -256,7 +258,7 @@ async def test_no_timeout_waits_as_long_as_it_takes_at_the_capped_pace() -> None
 
 async def test_access_denied_is_raised_at_once_not_as_a_timeout() -> None:
     class Denied(FakeS3):
-        async def head_object(self, location: S3Location) -> bool:
+        async def head_object(self, location: S3Location, *, retries: bool = True) -> bool:
             self.heads.append(location.uri)
             if location.uri == FAILURE:
                 raise AccessDeniedError("denied", code="Forbidden", status_code=403)

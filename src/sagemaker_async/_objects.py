@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import httpx
 
 from ._endpoints import resolve_s3_host
+from ._freshness import parse_http_date
 from ._s3 import (
     Redirect,
     S3Endpoint,
@@ -30,7 +33,7 @@ from ._s3 import (
 from ._signing import SigV4Signer
 from .errors import AccessDeniedError, ServiceError
 
-__all__ = ["S3Objects", "Sender"]
+__all__ = ["ObjectHead", "S3Objects", "Sender", "object_head"]
 
 logger = logging.getLogger("sagemaker_async")
 
@@ -55,7 +58,31 @@ class Sender(Protocol):
         parse_failure: Callable[[httpx.Response], ServiceError],
         accept: Callable[[int], bool] = ...,
         log_fields: str = "",
+        stream: bool = ...,
+        retries: bool = ...,
     ) -> httpx.Response: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectHead:
+    """What a HEAD (or a GET's response head) says about an object, body unread."""
+
+    last_modified: datetime | None = None
+    content_length: int | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+
+
+def object_head(headers: httpx.Headers) -> ObjectHead:
+    """The object's metadata from S3's response headers (a bad length reads as unknown)."""
+    length_text = headers.get("content-length")
+    length = int(length_text) if length_text is not None and length_text.isdigit() else None
+    return ObjectHead(
+        last_modified=parse_http_date(headers.get("last-modified")),
+        content_length=length,
+        content_type=headers.get("content-type"),
+        content_encoding=headers.get("content-encoding"),
+    )
 
 
 def _ok(status: int) -> bool:
@@ -142,6 +169,8 @@ class S3Objects:
         content: Content = b"",
         accept: Callable[[int], bool] = _ok,
         log_fields: str = "",
+        stream: bool = False,
+        retries: bool = True,
     ) -> httpx.Response:
         """Send, following a region redirect once."""
         region = self.bucket_region(bucket)
@@ -174,6 +203,8 @@ class S3Objects:
                     parse_failure=parse_failure,
                     accept=accept,
                     log_fields=log_fields,
+                    stream=stream,
+                    retries=retries,
                 )
             except ServiceError:
                 if redirected or not redirects:
@@ -238,11 +269,14 @@ class S3Objects:
             log_fields=f" location={location.uri}",
         )
 
-    async def head_object(self, location: S3Location) -> bool:
-        """True when the object exists, False on 404; any other answer raises.
+    async def head_object(
+        self, location: S3Location, *, retries: bool = True
+    ) -> ObjectHead | None:
+        """The object's metadata, None on 404; any other answer raises.
 
         A 403 is an ``AccessDeniedError`` whose message says what to grant: S3 answers 403
         instead of 404 for a missing object when the caller may not list the bucket.
+        ``retries=False``: one attempt, no retry quota (a wait retries on its own schedule).
         """
         try:
             response = await self._request(
@@ -250,6 +284,7 @@ class S3Objects:
                 lambda endpoint: head_object_request(location, endpoint),
                 accept=_found_or_missing,
                 log_fields=f" location={location.uri}",
+                retries=retries,
             )
         except AccessDeniedError as exc:
             raise AccessDeniedError(
@@ -260,13 +295,26 @@ class S3Objects:
                 status_code=exc.status_code,
                 request_id=exc.request_id,
             ) from exc
-        return response.status_code != 404
+        if response.status_code == 404:
+            return None
+        return object_head(response.headers)
 
-    async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
-        """The object's bytes and its Content-Type."""
-        response = await self._request(
+    async def open_object(self, location: S3Location) -> httpx.Response:
+        """GetObject with the body unread: the caller streams it and must ``aclose`` it."""
+        return await self._request(
             location.bucket,
             lambda endpoint: get_object_request(location, endpoint),
             log_fields=f" location={location.uri}",
+            stream=True,
         )
-        return response.content, response.headers.get("content-type")
+
+    async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
+        """The object's stored bytes (never decoded) and its Content-Type."""
+        from ._streams import read_body  # noqa: PLC0415 - _streams builds on this module
+
+        response = await self.open_object(location)
+        try:
+            body = await read_body(response, location.uri, None)
+        finally:
+            await response.aclose()
+        return body, response.headers.get("content-type")
