@@ -59,8 +59,8 @@ def is_fresh(submitted_at: datetime | None, last_modified: datetime | None) -> b
 
 def decide_fresh(
     submitted_at: datetime | None,
-    output: datetime | None | bool,
-    failure: datetime | None | bool,
+    output: datetime | bool | None,
+    failure: datetime | bool | None,
 ) -> Outcome:
     """The outcome from what the two HEADs found.
 

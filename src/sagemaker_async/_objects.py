@@ -310,7 +310,7 @@ class S3Objects:
 
     async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
         """The object's stored bytes (never decoded) and its Content-Type."""
-        from ._streams import read_body  # noqa: PLC0415 - _streams builds on this module
+        from ._streams import read_body  # here: _streams builds on this module
 
         response = await self.open_object(location)
         try:

@@ -288,7 +288,8 @@ class ResultWaiter:
         """Read the failure object and raise it, when that is the outcome."""
         if outcome is not Outcome.FAILURE:
             return
-        assert failure is not None and invocation.failure_location is not None
+        assert failure is not None
+        assert invocation.failure_location is not None
         response = await self.objects.open_object(failure)
         try:
             body = await read_body(response, invocation.failure_location, _MAX_FAILURE_BYTES)
