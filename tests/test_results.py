@@ -9,6 +9,7 @@ for both the retry backoff and the poll delays. Nothing here sleeps for real.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import hashlib
 import io
@@ -431,7 +432,14 @@ async def test_client_s3_requests_equal_botocores(
             ("get_object", get, lambda: client.get_result(uri)),
             ("put_object", put, lambda: client.upload_input(b"{}", uri, content_type="a/b")),
         ):
-            extra = {"Body": b"{}", "ContentType": "a/b"} if operation == "put_object" else {}
+            extra: dict[str, Any] = {}
+            if operation == "put_object":  # botocore with its SHA-256 checksum, as we send it
+                extra = {
+                    "Body": b"{}",
+                    "ContentType": "a/b",
+                    "ChecksumAlgorithm": "SHA256",
+                    "ChecksumSHA256": base64.b64encode(hashlib.sha256(b"{}").digest()).decode(),
+                }
             theirs = botocore_request(boto, operation, Bucket="my-bucket", Key=ODD_KEY, **extra)
             client._clock = lambda theirs=theirs: _epoch(header(theirs, "X-Amz-Date"))
             await call()
@@ -439,6 +447,10 @@ async def test_client_s3_requests_equal_botocores(
             assert str(ours.url) == theirs.url
             for name in ("Authorization", "X-Amz-Date", "X-Amz-Content-SHA256"):
                 assert ours.headers[name] == header(theirs, name), name
+            for name in ("x-amz-checksum-sha256", "x-amz-sdk-checksum-algorithm"):
+                assert ours.headers.get(name) == (
+                    header(theirs, name) if name in theirs.headers else None
+                ), name
             if token:
                 assert ours.headers["X-Amz-Security-Token"] == token
 
@@ -548,7 +560,8 @@ async def test_upload_bytes_request(router: respx.MockRouter) -> None:
     assert sent.headers["content-type"] == "a/b"
     assert sent.headers["x-amz-content-sha256"] == hashlib.sha256(payload).hexdigest()
     assert (
-        "SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date,"
+        "SignedHeaders=content-type;host;x-amz-checksum-sha256;x-amz-content-sha256;x-amz-date;"
+        "x-amz-sdk-checksum-algorithm,"
         in (sent.headers["authorization"])
     )
 

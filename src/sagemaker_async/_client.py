@@ -25,12 +25,19 @@ from ._config import resolve_settings
 from ._credentials import CredentialProvider, make_provider
 from ._endpoints import check_custom_endpoint_flags, configured_endpoint_url, resolve_runtime_url
 from ._models import AsyncInvocation, DownloadedResult, InferenceResult
+from ._multipart import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PART_SIZE,
+    DEFAULT_THRESHOLD,
+    open_source,
+    upload_multipart,
+)
 from ._objects import S3Objects
 from ._params import InvokeParams, validate_invoke
 from ._protocol import invoke_headers, invoke_path, parse_error, parse_invoke_response
 from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
 from ._retry import RetryPolicy, retry_after_seconds
-from ._s3 import check_content_type, parse_s3_uri
+from ._s3 import S3Location, check_content_type, parse_s3_uri
 from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
 from ._streams import (
     ResultStream,
@@ -39,6 +46,7 @@ from ._streams import (
     check_max_bytes,
     write_file,
 )
+from ._threads import run_to_end
 from ._transport import LeanTransport, proxy_configured
 from ._uploads import Payload, prepare_upload, read_small
 from ._version import __version__
@@ -599,13 +607,18 @@ class AsyncInferenceClient:
         ``data`` is ``bytes``, a file path (``str`` or ``os.PathLike``) or a binary file
         object (read from its current position; it must be seekable and is not closed).
         Files are streamed in 1 MiB chunks, never held whole in memory; their SHA-256 (S3
-        checks it) is computed in a worker thread; a retry re-reads from the start.
-        ``content_type`` is stored with the object.
+        checks it, and stores it as the object's checksum) is computed in a worker thread;
+        a retry re-reads from the start. Above 64 MiB the upload is a multipart upload:
+        8 MiB parts sent concurrently, each checksummed and retried on its own, aborted on
+        any failure or cancellation. A file that changes while it is uploaded is an error
+        naming it, and nothing is stored. ``content_type`` is stored with the object.
         """
         self._check_open()
         location = parse_s3_uri(s3_uri, param="s3_uri")
         if content_type is not None:
             check_content_type(content_type)
+        if await self._upload_in_parts(data, location, content_type):
+            return location.uri
         body = await prepare_upload(data)
         await self._s3.put_object(
             location,
@@ -616,6 +629,38 @@ class AsyncInferenceClient:
             content_type=content_type,
         )
         return location.uri
+
+    # Multipart settings: tests and benchmarks adjust them on an instance.
+    _multipart_threshold = DEFAULT_THRESHOLD
+    _part_size = DEFAULT_PART_SIZE
+    _part_concurrency = DEFAULT_CONCURRENCY
+
+    async def _upload_in_parts(
+        self, data: Payload, location: S3Location, content_type: str | None
+    ) -> bool:
+        """Upload ``data`` in parts if it is above the threshold; False: it is not."""
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            if len(data) <= self._multipart_threshold:
+                return False
+            source = open_source(data)
+        else:
+            source = await run_to_end(open_source, data)
+        if source is None:
+            return False
+        try:
+            if source.size <= self._multipart_threshold:
+                return False
+            await upload_multipart(
+                self._s3,
+                location,
+                source,
+                content_type=content_type,
+                part_size=self._part_size,
+                concurrency=self._part_concurrency,
+            )
+            return True
+        finally:
+            source.close()
 
     async def submit(
         self,

@@ -8,6 +8,7 @@ dual-stack settings choose the S3 host too: a FIPS user's payload never leaves F
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +19,17 @@ import httpx
 
 from ._endpoints import resolve_s3_host
 from ._freshness import parse_http_date
+from ._multipart_wire import (
+    CompletedPart,
+    abort_request,
+    checksum_headers,
+    complete_request,
+    create_request,
+    parse_complete,
+    parse_upload_id,
+    upload_part_request,
+)
+from ._protocol import request_id_of
 from ._s3 import (
     Redirect,
     S3Endpoint,
@@ -255,17 +267,101 @@ class S3Objects:
         content_length: int | None = None,
         content_type: str | None = None,
     ) -> httpx.Response:
-        """Upload; ``content_length`` is required when ``content`` is a stream factory."""
-        return await self._request(
-            location.bucket,
-            lambda endpoint: put_object_request(
+        """Upload; ``content_length`` is required when ``content`` is a stream factory.
+
+        The payload's SHA-256 goes twice, as botocore sends it with ChecksumAlgorithm
+        SHA256: signed (``X-Amz-Content-SHA256``) and as ``x-amz-checksum-sha256``, which
+        S3 stores with the object and which Object Lock buckets require.
+        """
+        checksums = checksum_headers(payload_hash)
+
+        def build(endpoint: S3Endpoint) -> S3Request:
+            request = put_object_request(
                 location,
                 endpoint,
                 payload_hash=payload_hash,
                 content_type=content_type,
                 content_length=content_length,
+            )
+            return dataclasses.replace(request, headers=(*checksums, *request.headers))
+
+        return await self._request(
+            location.bucket, build, content=content, log_fields=f" location={location.uri}"
+        )
+
+    # -- multipart -------------------------------------------------------------------------
+
+    async def create_multipart_upload(
+        self, location: S3Location, *, content_type: str | None = None
+    ) -> str:
+        response = await self._request(
+            location.bucket,
+            lambda endpoint: create_request(location, endpoint, content_type=content_type),
+            log_fields=f" location={location.uri}",
+        )
+        return parse_upload_id(
+            response.status_code, response.content, request_id_of(response.headers)
+        )
+
+    async def upload_part(
+        self,
+        location: S3Location,
+        *,
+        upload_id: str,
+        part_number: int,
+        data: bytes,
+        payload_hash: str,
+    ) -> str:
+        """One part, retried on its own by the client's retry policy; returns its ETag."""
+        response = await self._request(
+            location.bucket,
+            lambda endpoint: upload_part_request(
+                location,
+                endpoint,
+                upload_id=upload_id,
+                part_number=part_number,
+                payload_hash=payload_hash,
             ),
-            content=content,
+            content=data,
+            log_fields=f" location={location.uri} part={part_number}",
+        )
+        etag: str | None = response.headers.get("etag")
+        if not etag:
+            raise ServiceError(
+                f"UploadPart {part_number} of {location.uri} answered without an ETag",
+                code="MalformedResponse",
+                status_code=response.status_code,
+                request_id=request_id_of(response.headers),
+            )
+        return etag
+
+    async def complete_multipart_upload(
+        self, location: S3Location, *, upload_id: str, parts: list[CompletedPart]
+    ) -> None:
+        built: list[bytes] = []
+
+        def build(endpoint: S3Endpoint) -> S3Request:
+            request, body = complete_request(
+                location, endpoint, upload_id=upload_id, parts=parts
+            )
+            built[:] = [body]
+            return request
+
+        # The body is the same for every endpoint: build once to know it.
+        build(self._endpoint(self.bucket_region(location.bucket)))
+        response = await self._request(
+            location.bucket, build, content=built[0], log_fields=f" location={location.uri}"
+        )
+        error = parse_complete(
+            response.status_code, response.content, request_id_of(response.headers)
+        )
+        if error is not None:
+            raise error
+
+    async def abort_multipart_upload(self, location: S3Location, *, upload_id: str) -> None:
+        await self._request(
+            location.bucket,
+            lambda endpoint: abort_request(location, endpoint, upload_id=upload_id),
             log_fields=f" location={location.uri}",
         )
 

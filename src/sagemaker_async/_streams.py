@@ -27,6 +27,7 @@ from typing import cast
 import httpx
 
 from ._objects import ObjectHead, object_head
+from ._threads import run_to_end
 from .errors import ParamValidationError, ResultTooLargeError, TransportError
 
 __all__ = [
@@ -240,24 +241,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-async def _write(fd: int, data: bytes) -> None:
-    """Write in a worker thread; a cancelled caller still waits for the write to end.
-
-    The descriptor is closed right after a cancellation: a write still running on it (or
-    on a new file that reused its number) must not be possible.
-    """
-    task = asyncio.ensure_future(asyncio.to_thread(_write_all, fd, data))
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        while not task.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({task})
-        if not task.cancelled():
-            task.exception()  # retrieved: the cancellation is what propagates
-        raise
-
-
 async def write_file(stream: ResultStream, target: Path) -> int:
     """Stream into a temporary file beside ``target``, then rename it into place.
 
@@ -277,11 +260,11 @@ async def write_file(stream: ResultStream, target: Path) -> int:
                     data = b"".join(batch)
                     batch.clear()
                     pending = 0
-                    await _write(fd, data)
+                    await run_to_end(_write_all, fd, data)
                     size += len(data)
             if batch:
                 data = b"".join(batch)
-                await _write(fd, data)
+                await run_to_end(_write_all, fd, data)
                 size += len(data)
         finally:
             os.close(fd)
