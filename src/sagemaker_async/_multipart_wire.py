@@ -111,7 +111,7 @@ def upload_part_request(
         "PUT",
         location,
         endpoint,
-        f"partNumber={part_number}&uploadId={_upload_id(upload_id)}",
+        f"uploadId={_upload_id(upload_id)}&partNumber={part_number}",
         checksum_headers(payload_hash),
         payload_hash,
     )
