@@ -1,10 +1,10 @@
 """Uploads above the multipart threshold: parts in parallel, bounded memory, never half-stored.
 
-- A part is read (in a worker thread, with ``os.pread`` for paths so readers never share
-  a file position), hashed once (the SHA-256 is both the signed payload hash and the
-  ``x-amz-checksum-sha256`` S3 verifies) and sent from memory; at most ``concurrency``
-  parts are held at once, so memory is bounded by ``concurrency × part_size`` whatever the
-  file's size.
+- A part is read twice, in 1 MiB chunks in a worker thread (``os.pread`` for paths, so
+  readers never share a file position): once to hash it (the SHA-256 is both the signed
+  payload hash and the ``x-amz-checksum-sha256`` S3 verifies), then to send it. Memory
+  is about one chunk per part in flight, whatever the part size or the file's size (the
+  second read comes from the page cache).
 - Each part is retried on its own by the client's retry policy; a failure of one part
   costs that part, not the upload.
 - The file must not change while it is uploaded: its size and modification time are
@@ -20,7 +20,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -29,7 +29,7 @@ from ._multipart_wire import MAX_PARTS, MIN_PART_SIZE, CompletedPart, sha256_bas
 from ._results import gather_or_cancel
 from ._s3 import S3Location
 from ._threads import run_to_end
-from .errors import ParamValidationError
+from .errors import ParamValidationError, ServiceError
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -45,7 +45,12 @@ logger = logging.getLogger("sagemaker_async")
 
 DEFAULT_THRESHOLD = 64 * 1024 * 1024
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
-DEFAULT_CONCURRENCY = 6
+DEFAULT_CONCURRENCY = 10  # s3transfer's default
+CHUNK = 1024 * 1024
+# What S3 answers when the bytes sent do not match the signed hash or the checksum.
+_DIGEST_CODES = frozenset(
+    {"BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest", "InvalidChecksum"}
+)
 
 
 class MultipartObjects(Protocol):
@@ -59,8 +64,9 @@ class MultipartObjects(Protocol):
         *,
         upload_id: str,
         part_number: int,
-        data: bytes,
+        data: bytes | Callable[[], AsyncIterator[bytes]],
         payload_hash: str,
+        content_length: int | None = None,
     ) -> str: ...
 
     async def complete_multipart_upload(
@@ -166,11 +172,49 @@ def open_source(data: object) -> PartSource | None:
     return None
 
 
-def _read_part(source: PartSource, offset: int, length: int) -> tuple[bytes, str]:
+def _read(source: PartSource, offset: int, length: int) -> bytes:
     data = source.read(offset, length)
-    if len(data) != length or not source.unchanged():
+    if len(data) != length:
         raise changed_error(source.name)
-    return data, hashlib.sha256(data).hexdigest()
+    return data
+
+
+def _hash_part(source: PartSource, offset: int, length: int) -> str:
+    digest = hashlib.sha256()
+    end = offset + length
+    while offset < end:
+        size = min(CHUNK, end - offset)
+        digest.update(_read(source, offset, size))
+        offset += size
+    if not source.unchanged():
+        raise changed_error(source.name)
+    return digest.hexdigest()
+
+
+class _PartStream:
+    """One part's bytes, read chunk by chunk as they are sent (a fresh one per attempt).
+
+    A plain async iterator, not a generator: nothing for the loop to finalize later.
+    """
+
+    def __init__(self, source: PartSource, offset: int, length: int) -> None:
+        self._source = source
+        self._offset = offset
+        self._end = offset + length
+
+    def __aiter__(self) -> _PartStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._offset >= self._end:
+            raise StopAsyncIteration
+        size = min(CHUNK, self._end - self._offset)
+        chunk = await run_to_end(_read, self._source, self._offset, size)
+        self._offset += size
+        return chunk
+
+    async def aclose(self) -> None:
+        self._offset = self._end
 
 
 def part_size_for(size: int, part_size: int) -> int:
@@ -200,15 +244,26 @@ async def upload_multipart(
             for number in numbers:  # shared: each part is taken by exactly one worker
                 offset = (number - 1) * size
                 length = min(size, source.size - offset)
-                data, digest = await run_to_end(_read_part, source, offset, length)
-                etag = await objects.upload_part(
-                    location,
-                    upload_id=upload_id,
-                    part_number=number,
-                    data=data,
-                    payload_hash=digest,
-                )
-                del data
+                digest = await run_to_end(_hash_part, source, offset, length)
+
+                def stream(offset: int = offset, length: int = length) -> AsyncIterator[bytes]:
+                    return _PartStream(source, offset, length)
+
+                try:
+                    etag = await objects.upload_part(
+                        location,
+                        upload_id=upload_id,
+                        part_number=number,
+                        data=stream,
+                        payload_hash=digest,
+                        content_length=length,
+                    )
+                except ServiceError as exc:
+                    if exc.code in _DIGEST_CODES:  # the bytes changed after they were hashed
+                        raise changed_error(source.name) from exc
+                    raise
+                if not await run_to_end(source.unchanged):
+                    raise changed_error(source.name)
                 completed.append(CompletedPart(number, etag, sha256_base64(digest)))
 
         await gather_or_cancel(*(worker() for _ in range(min(concurrency, count))))

@@ -105,14 +105,19 @@ def upload_part_request(
     upload_id: str,
     part_number: int,
     payload_hash: str,
+    content_length: int | None = None,
 ) -> S3Request:
+    """``content_length`` for a streamed part (signed, as for a streamed PutObject)."""
+    headers = checksum_headers(payload_hash)
+    if content_length is not None:
+        headers += (("Content-Length", str(content_length)),)
     return _request(
         "UploadPart",
         "PUT",
         location,
         endpoint,
         f"uploadId={_upload_id(upload_id)}&partNumber={part_number}",
-        checksum_headers(payload_hash),
+        headers,
         payload_hash,
     )
 

@@ -309,10 +309,15 @@ class S3Objects:
         *,
         upload_id: str,
         part_number: int,
-        data: bytes,
+        data: Content,
         payload_hash: str,
+        content_length: int | None = None,
     ) -> str:
-        """One part, retried on its own by the client's retry policy; returns its ETag."""
+        """One part, retried on its own by the client's retry policy; returns its ETag.
+
+        ``data`` is bytes, or a factory of a fresh stream per attempt with its
+        ``content_length``.
+        """
         response = await self._request(
             location.bucket,
             lambda endpoint: upload_part_request(
@@ -321,6 +326,7 @@ class S3Objects:
                 upload_id=upload_id,
                 part_number=part_number,
                 payload_hash=payload_hash,
+                content_length=content_length,
             ),
             content=data,
             log_fields=f" location={location.uri} part={part_number}",
