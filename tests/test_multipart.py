@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import os
@@ -218,6 +219,18 @@ def stored(server: MotoServer, key: str) -> bytes:
     return bytes(server.boto3_s3().get_object(Bucket=BUCKET, Key=key)["Body"].read())
 
 
+def open_files() -> set[str]:
+    """What this process has open (Linux), to prove no file handle is left behind."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc")
+    names = set()
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            names.add(os.readlink(fd))
+    return names
+
+
 def keys(server: MotoServer) -> list[str]:
     listing = server.boto3_s3().list_objects_v2(Bucket=BUCKET)
     return [item["Key"] for item in listing.get("Contents", [])]
@@ -313,9 +326,11 @@ async def test_cancelling_a_multipart_upload_aborts_it(server: MotoServer, tmp_p
     async with small_parts(server.client(transport=faults), concurrency=2) as client:
         task = asyncio.ensure_future(client.upload_input(path, f"s3://{BUCKET}/cancelled.bin"))
         await faults.hanging.wait()
+        assert str(path) in open_files()  # the source is open while parts are sent...
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        assert str(path) not in open_files()  # ...and closed once the upload is abandoned
     assert uploads_in_progress(server) == []
     assert keys(server) == []
     assert asyncio.all_tasks() == {asyncio.current_task()}

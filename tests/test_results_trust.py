@@ -8,6 +8,7 @@ gzip that must not be decoded). Nothing sleeps for real.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import os
 import pickle
@@ -492,6 +493,18 @@ async def test_a_failure_object_raises_and_writes_nothing(
     assert os.listdir(tmp_path) == []
 
 
+def open_files() -> set[str]:
+    """What this process has open (Linux), to prove no file handle is left behind."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc")
+    names = set()
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            names.add(os.readlink(fd))
+    return names
+
+
 async def test_cancelling_a_download_leaves_nothing_behind(tmp_path: Path) -> None:
     started = asyncio.Event()
 
@@ -517,10 +530,12 @@ async def test_cancelling_a_download_leaves_nothing_behind(tmp_path: Path) -> No
         await started.wait()
         for _ in range(20):  # let a few batches reach the disk
             await asyncio.sleep(0)
+        assert any(str(tmp_path) in name for name in open_files())  # the temporary file
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
     assert os.listdir(tmp_path) == []
+    assert not any(str(tmp_path) in name for name in open_files())
     assert Endless.closed
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
