@@ -24,8 +24,26 @@ class SlowS3:
         self.heads_open = 0
         self.most_heads_open = 0
         self.invokes = 0
+        self.handlers: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Stop every connection handler and wait for it: nothing outlives the test."""
+        for task in self.handlers:
+            task.cancel()
+        await asyncio.gather(*self.handlers, return_exceptions=True)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -47,7 +65,6 @@ class SlowS3:
                         b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
                     )
                 await writer.drain()
-        writer.close()
 
 
 async def test_waits_are_paced_and_an_invoke_is_not_starved() -> None:
@@ -86,4 +103,5 @@ async def test_waits_are_paced_and_an_invoke_is_not_starved() -> None:
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
     assert not any(isinstance(r, WaitTimeoutError) for r in results)
     server.close()
+    await s3.close()
     await server.wait_closed()
