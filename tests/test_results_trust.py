@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import itertools
 import os
 import pickle
 from collections.abc import AsyncIterator, Iterator
@@ -259,7 +260,9 @@ async def test_weather_does_not_end_a_wait_and_spends_no_retry_quota(
 
 
 async def test_weather_until_the_deadline_is_a_timeout(router: respx.MockRouter) -> None:
-    router.head(OUTPUT_URL).mock(return_value=httpx.Response(503))
+    # The output answers 503 and 404 in turn; when it answers, the failure's HEAD is refused.
+    flaky = itertools.cycle([httpx.Response(503), httpx.Response(404)])
+    router.head(OUTPUT_URL).mock(side_effect=lambda request: next(flaky))
     router.head(FAILURE_URL).mock(side_effect=httpx.ConnectError("refused"))
     client, _, fake = s3_client(router)
     async with client:
@@ -275,8 +278,8 @@ async def test_weather_until_the_deadline_is_a_timeout(router: respx.MockRouter)
 async def test_permanent_4xx_ends_a_wait_at_once(
     router: respx.MockRouter, status: int, error: type[Exception]
 ) -> None:
-    router.head(OUTPUT_URL).mock(return_value=httpx.Response(status))
-    router.head(FAILURE_URL).mock(return_value=httpx.Response(404))
+    router.head(OUTPUT_URL).mock(return_value=httpx.Response(404))
+    router.head(FAILURE_URL).mock(return_value=httpx.Response(status))
     client, retry_sleeps, fake = s3_client(router)
     async with client:
         with pytest.raises(error) as caught:
@@ -581,3 +584,35 @@ async def test_scheduler_wakes_sleepers_in_order_on_one_timer() -> None:
     await asyncio.gather(*tasks)
     assert order == [4, 3, 2, 1, 0]
     assert cancelled.cancelled()
+
+
+async def test_both_cancels_and_awaits_the_other_request() -> None:
+    from sagemaker_async._results import _both
+
+    cleaned: list[str] = []
+    started = asyncio.Event()
+
+    async def blocked(name: str) -> bool:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.append(name)
+        return True
+
+    async def fails() -> bool:
+        await started.wait()
+        raise AccessDeniedError("denied", code="Forbidden", status_code=403)
+
+    with pytest.raises(AccessDeniedError):
+        await _both(fails(), blocked("second"))
+    assert cleaned == ["second"]
+
+    task = asyncio.ensure_future(_both(blocked("first"), blocked("other")))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sorted(cleaned) == ["first", "other", "second"]
+    assert asyncio.all_tasks() == {asyncio.current_task()}

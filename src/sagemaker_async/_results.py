@@ -31,7 +31,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -214,6 +214,33 @@ async def gather_or_cancel(*awaitables: Awaitable[_T]) -> list[_T]:
         raise
 
 
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+
+
+async def _both(first: Awaitable[_A], second: Coroutine[Any, Any, _B]) -> tuple[_A, _B]:
+    """``gather_or_cancel`` of two, with the first run in the caller's own task.
+
+    One task fewer per look (a look is two HEADs): with thousands of waits, that is a
+    measurable share of the client's CPU. The same guarantee: on an error or a
+    cancellation, the other request is cancelled and awaited before it propagates.
+    """
+    task = asyncio.ensure_future(second)
+    try:
+        result = await first
+    except BaseException:
+        task.cancel()
+        while not task.done():
+            try:
+                await asyncio.wait({task})
+            except asyncio.CancelledError:
+                continue  # finish cleaning up, then propagate
+        if not task.cancelled():
+            task.exception()  # retrieved: the first error is the one that propagates
+        raise
+    return result, await task
+
+
 class ResultWaiter:
     """Polls S3 for an invocation's output or failure; its seams are attributes."""
 
@@ -276,7 +303,7 @@ class ResultWaiter:
             output_head = await head(output, retries=retries)
             failure_head: ObjectHead | bool | None = None
         else:
-            output_head, failure_head = await gather_or_cancel(
+            output_head, failure_head = await _both(
                 head(output, retries=retries), head(failure, retries=retries)
             )
         outcome = decide_fresh(invocation.submitted_at, _seen(output_head), _seen(failure_head))
