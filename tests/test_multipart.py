@@ -346,9 +346,10 @@ class GrowingFile(io.BytesIO):
         self.reads = 0
 
     def read(self, size: int | None = -1) -> bytes:
-        self.reads += 1
         chunk = super().read(size)
-        if self.reads == 1:
+        if chunk:
+            self.reads += 1
+        if self.reads == 1 and chunk:
             here = self.tell()
             self.seek(0, os.SEEK_END)
             self.write(b"appended")
@@ -414,3 +415,50 @@ async def test_a_file_that_changes_during_a_single_put(
             with pytest.raises(ParamValidationError, match=r"payload\.bin changed"):
                 await client.upload_input(source, f"s3://{BUCKET}/edited.bin")
     assert keys(server) == []
+
+
+class CompleteFails(httpx.AsyncBaseTransport):
+    """CompleteMultipartUpload answers 200 with an error in its body, ``times`` times."""
+
+    def __init__(self, code: str, times: int) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.code = code
+        self.left = times
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        is_complete = request.method == "POST" and "uploadId" in request.url.params
+        if is_complete and self.left:
+            self.left -= 1
+            await request.aread()
+            body = f"<Error><Code>{self.code}</Code><Message>later</Message></Error>"
+            return httpx.Response(200, content=body.encode(), request=request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_complete_with_a_transient_error_in_its_200_is_retried(server: MotoServer) -> None:
+    data = os.urandom(11 * MIB)
+    async with small_parts(server.client(transport=CompleteFails("InternalError", 1))) as client:
+        await client.upload_input(data, f"s3://{BUCKET}/completed.bin")
+    assert stored(server, "completed.bin") == data
+    assert uploads_in_progress(server) == []
+
+
+async def test_complete_with_a_permanent_error_aborts(server: MotoServer) -> None:
+    async with small_parts(server.client(transport=CompleteFails("InvalidPart", 1))) as client:
+        with pytest.raises(ServiceError) as caught:
+            await client.upload_input(os.urandom(11 * MIB), f"s3://{BUCKET}/invalid.bin")
+    assert (caught.value.code, caught.value.status_code) == ("InvalidPart", 200)
+    assert uploads_in_progress(server) == []
+    assert keys(server) == []
+
+
+async def test_a_text_file_object_is_refused_before_any_request(tmp_path: Path) -> None:
+    path = tmp_path / "big.txt"
+    path.write_text("x" * (7 * MIB))
+    client, _ = make_client(transport=httpx.MockTransport(lambda request: httpx.Response(500)))
+    async with small_parts(client) as client:
+        with path.open("r") as handle, pytest.raises(ParamValidationError, match="binary mode"):
+            await client.upload_input(handle, "s3://my-bucket/in.txt")

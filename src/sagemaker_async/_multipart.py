@@ -140,8 +140,8 @@ def open_source(data: object) -> PartSource | None:
     if callable(getattr(data, "read", None)) and callable(getattr(data, "seek", None)):
         stream: BinaryIO = data  # type: ignore[assignment]
         try:
-            if not stream.seekable():
-                return None
+            if not stream.seekable() or not isinstance(stream.read(0), bytes):
+                return None  # the single-PUT path explains what is wrong, before any I/O
             start = stream.tell()
             end = stream.seek(0, os.SEEK_END)
             stream.seek(start)

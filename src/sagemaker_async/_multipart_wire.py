@@ -30,6 +30,7 @@ __all__ = [
     "CompletedPart",
     "abort_request",
     "checksum_headers",
+    "complete_body",
     "complete_request",
     "create_request",
     "parse_complete",

@@ -23,6 +23,7 @@ from ._multipart_wire import (
     CompletedPart,
     abort_request,
     checksum_headers,
+    complete_body,
     complete_request,
     create_request,
     parse_complete,
@@ -95,6 +96,11 @@ def object_head(headers: httpx.Headers) -> ObjectHead:
         content_type=headers.get("content-type"),
         content_encoding=headers.get("content-encoding"),
     )
+
+
+# CompleteMultipartUpload can fail after its 200 head was sent: these codes are transient.
+_COMPLETE_RETRY_CODES = frozenset({"InternalError", "SlowDown", "ServiceUnavailable"})
+_COMPLETE_ATTEMPTS = 3
 
 
 def _ok(status: int) -> bool:
@@ -344,25 +350,26 @@ class S3Objects:
     async def complete_multipart_upload(
         self, location: S3Location, *, upload_id: str, parts: list[CompletedPart]
     ) -> None:
-        built: list[bytes] = []
-
-        def build(endpoint: S3Endpoint) -> S3Request:
-            request, body = complete_request(
-                location, endpoint, upload_id=upload_id, parts=parts
+        """Complete; S3 may answer 200 with an error in the body, retried if transient."""
+        body = complete_body(parts)
+        attempt = 1
+        while True:
+            response = await self._request(
+                location.bucket,
+                lambda endpoint: complete_request(
+                    location, endpoint, upload_id=upload_id, parts=parts
+                )[0],
+                content=body,
+                log_fields=f" location={location.uri}",
             )
-            built[:] = [body]
-            return request
-
-        # The body is the same for every endpoint: build once to know it.
-        build(self._endpoint(self.bucket_region(location.bucket)))
-        response = await self._request(
-            location.bucket, build, content=built[0], log_fields=f" location={location.uri}"
-        )
-        error = parse_complete(
-            response.status_code, response.content, request_id_of(response.headers)
-        )
-        if error is not None:
-            raise error
+            error = parse_complete(
+                response.status_code, response.content, request_id_of(response.headers)
+            )
+            if error is None:
+                return
+            if error.code not in _COMPLETE_RETRY_CODES or attempt >= _COMPLETE_ATTEMPTS:
+                raise error
+            attempt += 1
 
     async def abort_multipart_upload(self, location: S3Location, *, upload_id: str) -> None:
         await self._request(
