@@ -272,14 +272,24 @@ async def test_single_put_carries_the_sha256_checksum(server: MotoServer) -> Non
 class PartFaults(httpx.AsyncBaseTransport):
     """Passes requests on to moto, failing chosen UploadPart attempts or hanging on one."""
 
-    def __init__(self, fail: dict[int, list[int]], hang_part: int | None = None) -> None:
+    def __init__(
+        self, fail: dict[int, list[int]], hang_part: int | None = None, hang_create: bool = False
+    ) -> None:
         self.inner = httpx.AsyncHTTPTransport()
         self.fail = fail  # part number -> statuses to answer its first attempts with
         self.hang_part = hang_part
+        self.hang_create = hang_create  # S3 has made the upload; its answer is held back
         self.hanging = asyncio.Event()
+        self.release = asyncio.Event()
         self.attempts: dict[int, int] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.hang_create and "uploads" in request.url.params:
+            response = await self.inner.handle_async_request(request)
+            await response.aread()
+            self.hanging.set()
+            await self.release.wait()
+            return response
         number = request.url.params.get("partNumber")
         if number is not None:
             n = int(number)
@@ -316,6 +326,25 @@ async def test_a_part_that_keeps_failing_aborts_the_upload(server: MotoServer) -
     assert caught.value.status_code == 400
     assert uploads_in_progress(server) == []
     assert keys(server) == []
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_cancelled_while_s3_creates_the_upload(server: MotoServer) -> None:
+    faults = PartFaults({}, hang_create=True)
+    async with small_parts(server.client(transport=faults)) as client:
+        task = asyncio.ensure_future(
+            client.upload_input(os.urandom(11 * MIB), f"s3://{BUCKET}/early.bin")
+        )
+        await faults.hanging.wait()
+        assert len(uploads_in_progress(server)) == 1  # S3 made it; we do not know its id yet
+        task.cancel()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not task.done()  # waiting for the id, to abort the upload
+        faults.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert uploads_in_progress(server) == []
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 

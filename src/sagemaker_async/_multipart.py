@@ -235,7 +235,7 @@ async def upload_multipart(
     """Upload ``source`` in parts; abort (and wait for the abort) on any failure."""
     size = part_size_for(source.size, part_size)
     count = max(1, -(-source.size // size))
-    upload_id = await objects.create_multipart_upload(location, content_type=content_type)
+    upload_id = await _create(objects, location, content_type)
     try:
         completed: list[CompletedPart] = []
         numbers = iter(range(1, count + 1))
@@ -272,6 +272,28 @@ async def upload_multipart(
         await objects.complete_multipart_upload(location, upload_id=upload_id, parts=completed)
     except BaseException:
         await _abort(objects, location, upload_id)
+        raise
+
+
+async def _create(objects: MultipartObjects, location: S3Location, content_type: str | None) -> str:
+    """CreateMultipartUpload that a cancellation cannot turn into an orphaned upload.
+
+    Once the request is sent, S3 may have created the upload: if we are cancelled, we wait
+    for its id and abort it before the cancellation propagates.
+    """
+    task = asyncio.ensure_future(
+        objects.create_multipart_upload(location, content_type=content_type)
+    )
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            try:
+                await asyncio.wait({task})
+            except asyncio.CancelledError:
+                continue
+        if not task.cancelled() and task.exception() is None:
+            await _abort(objects, location, task.result())
         raise
 
 

@@ -32,6 +32,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -98,7 +99,7 @@ def decide(output_exists: bool, failure_exists: bool) -> Outcome:
     return decide_fresh(None, output_exists, failure_exists)
 
 
-def _seen(head: ObjectHead | bool | None) -> Any:
+def _seen(head: ObjectHead | bool | None) -> datetime | bool:
     """A HEAD's answer as ``decide_fresh`` takes it: False, True or a Last-Modified."""
     if head is None or head is False:
         return False
