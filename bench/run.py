@@ -832,6 +832,10 @@ def main(argv: list[str] | None = None) -> int:
             f"cores, {m['python']}; medians of {plan.rounds} round(s)"
         )
         chart(summary, plan, active, args.out / "chart.png", title)
+        if s3 is not None and s3["transfers"]:
+            from bench import s3_bench
+
+            s3_bench.chart(s3, args.out / "s3_chart.png")
 
     print(markdown_tables(summary, plan, active))
     if s3 is not None:

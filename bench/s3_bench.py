@@ -327,6 +327,38 @@ def run(
     }
 
 
+def chart(result: dict[str, Any], path: Path) -> None:
+    """Seconds and peak RSS of the transfers, per client (matplotlib, from the bench venv)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    transfers = result["transfers"]
+    size_mib = transfers.get("size", 0) / MIB
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, label in (
+        (axes[0], "seconds", "seconds (lower is better)"),
+        (axes[1], "peak_rss_mb", "peak RSS, MB (lower is better)"),
+    ):
+        names, values = [], []
+        for kind in ("upload", "download"):
+            for client, row in transfers.get(kind, {}).items():
+                if row.get("ok") and row.get(key) is not None:
+                    names.append(f"{kind}\n{client}")
+                    values.append(row[key])
+        bars = ax.bar(
+            names, values, color=["#1f77b4" if "sagemaker" in n else "#999" for n in names]
+        )
+        ax.bar_label(bars, fmt="%.1f")
+        ax.set_title(label)
+        ax.tick_params(axis="x", labelsize=8)
+    fig.suptitle(f"{size_mib:,.0f} MiB to and from moto's S3 on 127.0.0.1")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--quick", action="store_true")
@@ -352,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "s3.md").write_text(result["markdown"])
         (args.out / "s3.json").write_text(json.dumps(result, indent=1, default=str))
+        if result["transfers"]:
+            chart(result, args.out / "s3_chart.png")
     return 0 if all(c["status"] != "MISS" for c in result["targets"]) else 1
 
 
