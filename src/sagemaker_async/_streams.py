@@ -231,6 +231,17 @@ def check_download_path(path: object) -> Path:
         )
     if target.exists() and not os.access(target, os.W_OK):
         raise ParamValidationError(f"cannot write {str(target)!r}: it is read-only", param="path")
+    # Permission bits do not tell everything (root, read-only mounts, /sys): try it.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise ParamValidationError(
+            f"cannot write {str(target)!r}: its directory {str(parent)!r} is not writable "
+            f"({exc.strerror})",
+            param="path",
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
     return target
 
 
