@@ -1,9 +1,10 @@
-"""Many waits on one client: paced polls leave the pool to the client's other calls.
+"""Waits over real sockets: paced polls leave the pool to other calls; storms only delay.
 
 A real server on 127.0.0.1 holds every HEAD unanswered (a slow S3) and answers invokes at
 once. Without pacing, 200 waits would open 400 HEADs and take every one of the default
 pool's 256 connections: the invoke would wait for a slot until its pool timeout. With
-pacing, polls use at most half the pool and the invoke goes straight through.
+pacing, polls use at most half the pool and the invoke goes straight through. A second
+server resets connections and answers 503 before it serves the object: the wait sees it.
 """
 
 from __future__ import annotations
@@ -104,4 +105,66 @@ async def test_waits_are_paced_and_an_invoke_is_not_starved() -> None:
     assert not any(isinstance(r, WaitTimeoutError) for r in results)
     server.close()
     await s3.close()
+    await server.wait_closed()
+
+
+class Stormy:
+    """Resets the first connections, answers 503 to the next HEADs, then serves the object."""
+
+    def __init__(self, resets: int, unavailable: int) -> None:
+        self.resets = resets
+        self.unavailable = unavailable
+        self.heads = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if self.resets:
+                self.resets -= 1
+                writer.transport.abort()  # a reset, before any answer
+                return
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    if head.startswith(b"HEAD"):
+                        self.heads += 1
+                        if self.unavailable:
+                            self.unavailable -= 1
+                            writer.write(b"HTTP/1.1 503 Slow Down\r\nContent-Length: 0\r\n\r\n")
+                        elif b"/out/" in head.split(b"\r\n", 1)[0]:
+                            writer.write(
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                                b"Last-Modified: Thu, 26 Nov 2099 00:00:00 GMT\r\n\r\n"
+                            )
+                        else:
+                            writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                    else:
+                        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+                    await writer.drain()
+        finally:
+            writer.close()
+
+
+async def test_resets_and_503s_on_real_sockets_only_delay_a_wait() -> None:
+    stormy = Stormy(resets=4, unavailable=5)
+    server = await asyncio.start_server(stormy.handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    client = AsyncInferenceClient(
+        "us-east-1", s3_endpoint_url=url, aws_access_key_id="k", aws_secret_access_key="s"
+    )
+    delays: list[float] = []
+
+    async def no_wait(delay: float) -> None:
+        delays.append(delay)
+
+    client._results.sleep = no_wait
+    quota = client._retry.quota.available
+    async with client:
+        result = await client.wait_for_result(
+            AsyncInvocation("i", "s3://bucket/out/1.out", "s3://bucket/failures/1.out"),
+            timeout=3600,
+        )
+    assert result.body == b"fresh"
+    assert len(delays) >= 5  # each storm answer cost one poll delay, not the wait
+    assert client._retry.quota.available == quota
+    server.close()
     await server.wait_closed()
