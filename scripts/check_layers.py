@@ -31,7 +31,9 @@ FRONT_ENDS = frozenset({"cli", "local"})
 PURE = frozenset(
     {
         "_endpoints",
+        "_freshness",
         "_models",
+        "_multipart_wire",
         "_params",
         "_protocol",
         "_requests",

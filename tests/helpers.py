@@ -56,17 +56,19 @@ def make_client(
     *,
     clock: Callable[[], float] = lambda: FIXED_TIME,
     sleep: Callable[[float], Awaitable[Any]] | None = None,
+    poll_sleep: Callable[[float], Awaitable[Any]] | None = None,
     random: Callable[[], float] | None = None,
     monotonic: Callable[[], float] | None = None,
     **kwargs: Any,
 ) -> tuple[AsyncInferenceClient, SleepRecorder]:
     """A client on the mock seam with fixed keys, fixed clock and recorded sleeps.
 
-    ``clock``, ``sleep``, ``random`` and ``monotonic`` reach the client through its
-    constructor (its ``Runtime``); the returned recorder is the sleep unless one is given.
+    ``clock``, ``sleep`` (retry backoff), ``poll_sleep`` (waits), ``random`` and
+    ``monotonic`` reach the client through its constructor (its ``Runtime``); the returned
+    recorder is the backoff sleep unless one is given.
     """
     sleeps = SleepRecorder()
-    runtime = Runtime(clock=clock, sleep=sleep or sleeps)
+    runtime = Runtime(clock=clock, sleep=sleep or sleeps, poll_sleep=poll_sleep)
     if random is not None:
         runtime = dataclasses.replace(runtime, random=random)
     if monotonic is not None:

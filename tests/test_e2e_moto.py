@@ -213,7 +213,7 @@ async def test_cancelling_a_wait_leaves_nothing_running(server: MotoServer) -> N
         polled.set()  # one round of HEADs is done
         await asyncio.sleep(delay)
 
-    async with server.client(_runtime=Runtime(sleep=sleep)) as client:
+    async with server.client(_runtime=Runtime(poll_sleep=sleep)) as client:
         waiter = asyncio.create_task(client.wait_for_result(invocation, poll_interval=0.01))
         await polled.wait()
         waiter.cancel()

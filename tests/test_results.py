@@ -9,6 +9,7 @@ for both the retry backoff and the poll delays. Nothing here sleeps for real.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import hashlib
 import io
@@ -68,11 +69,6 @@ class FakeTime:
         self.sleeps.append(delay)
         self.now += delay
 
-    @property
-    def delays(self) -> list[float]:
-        """Every sleep (a client shares one for retry backoff and polling)."""
-        return self.sleeps
-
 
 def fake_waiter(objects: Any, fake: FakeTime, rng: float = 0.0) -> ResultWaiter:
     return ResultWaiter(objects, clock=fake.clock, sleep=fake.sleep, rng=lambda: rng)
@@ -87,13 +83,15 @@ class FakeS3:
         self.heads: list[str] = []
         self.gets: list[str] = []
 
-    async def head_object(self, location: S3Location) -> bool:
+    async def head_object(self, location: S3Location, *, retries: bool = True) -> bool:
         self.heads.append(location.uri)
         return self.heads.count(location.uri) > self.appear_after.get(location.uri, 10**9)
 
-    async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
+    async def open_object(self, location: S3Location) -> httpx.Response:
         self.gets.append(location.uri)
-        return self.bodies[location.uri], "application/json"
+        return httpx.Response(
+            200, content=self.bodies[location.uri], headers={"Content-Type": "application/json"}
+        )
 
 
 # -- pure decisions -------------------------------------------------------------------------
@@ -261,7 +259,7 @@ async def test_no_timeout_waits_as_long_as_it_takes_at_the_capped_pace() -> None
 
 async def test_access_denied_is_raised_at_once_not_as_a_timeout() -> None:
     class Denied(FakeS3):
-        async def head_object(self, location: S3Location) -> bool:
+        async def head_object(self, location: S3Location, *, retries: bool = True) -> bool:
             self.heads.append(location.uri)
             if location.uri == FAILURE:
                 raise AccessDeniedError("denied", code="Forbidden", status_code=403)
@@ -297,16 +295,13 @@ def router() -> Iterator[respx.MockRouter]:
 
 def s3_client(
     router: respx.MockRouter, **kwargs: Any
-) -> tuple[Any, FakeTime, FakeTime]:  # (client, every sleep, poll time)
-    """A client whose one ``Runtime`` sleeps on fake time, without jitter.
-
-    Retry backoff and poll delays share the sleep, as in the client; no test here has both.
-    """
+) -> tuple[Any, Any, FakeTime]:  # (client, retry sleeps, poll time)
+    """A client whose ``Runtime`` polls on fake time without jitter, backoff recorded."""
     fake = FakeTime()
-    client, _ = make_client(
-        router, sleep=fake.sleep, monotonic=fake.clock, random=lambda: 0.0, **kwargs
+    client, sleeps = make_client(
+        router, poll_sleep=fake.sleep, monotonic=fake.clock, random=lambda: 0.0, **kwargs
     )
-    return client, fake, fake
+    return client, sleeps, fake
 
 
 NO_SUCH_KEY = (
@@ -323,11 +318,12 @@ async def test_wait_for_result_through_the_client(router: respx.MockRouter) -> N
     router.get(OUTPUT_URL).mock(
         return_value=httpx.Response(200, content=b"[1, 2]", headers={"Content-Type": "a/b"})
     )
-    client, _, fake = s3_client(router)
+    client, retry_sleeps, fake = s3_client(router)
     async with client:
         result = await client.wait_for_result(INVOCATION, timeout=30, poll_interval=2)
     assert result == InferenceResult(b"[1, 2]", OUTPUT, "a/b")
-    assert fake.sleeps == [2.0, 3.0]  # two poll delays, and no retry backoff
+    assert fake.sleeps == [2.0, 3.0]
+    assert retry_sleeps.delays == []
     assert output_head.call_count == 3
     assert failure_head.call_count == 3
     sent = output_head.calls.last.request
@@ -439,7 +435,14 @@ async def test_client_s3_requests_equal_botocores(
             ("get_object", get, lambda: client.get_result(uri)),
             ("put_object", put, lambda: client.upload_input(b"{}", uri, content_type="a/b")),
         ):
-            extra = {"Body": b"{}", "ContentType": "a/b"} if operation == "put_object" else {}
+            extra: dict[str, Any] = {}
+            if operation == "put_object":  # botocore with its SHA-256 checksum, as we send it
+                extra = {
+                    "Body": b"{}",
+                    "ContentType": "a/b",
+                    "ChecksumAlgorithm": "SHA256",
+                    "ChecksumSHA256": base64.b64encode(hashlib.sha256(b"{}").digest()).decode(),
+                }
             theirs = botocore_request(boto, operation, Bucket="my-bucket", Key=ODD_KEY, **extra)
             now[0] = _epoch(header(theirs, "X-Amz-Date"))
             await call()
@@ -447,6 +450,10 @@ async def test_client_s3_requests_equal_botocores(
             assert str(ours.url) == theirs.url
             for name in ("Authorization", "X-Amz-Date", "X-Amz-Content-SHA256"):
                 assert ours.headers[name] == header(theirs, name), name
+            for name in ("x-amz-checksum-sha256", "x-amz-sdk-checksum-algorithm"):
+                assert ours.headers.get(name) == (
+                    header(theirs, name) if name in theirs.headers else None
+                ), name
             if token:
                 assert ours.headers["X-Amz-Security-Token"] == token
 
@@ -556,7 +563,8 @@ async def test_upload_bytes_request(router: respx.MockRouter) -> None:
     assert sent.headers["content-type"] == "a/b"
     assert sent.headers["x-amz-content-sha256"] == hashlib.sha256(payload).hexdigest()
     assert (
-        "SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date,"
+        "SignedHeaders=content-type;host;x-amz-checksum-sha256;x-amz-content-sha256;x-amz-date;"
+        "x-amz-sdk-checksum-algorithm,"
         in (sent.headers["authorization"])
     )
 
@@ -766,7 +774,7 @@ async def test_cancelling_during_the_poll_delay(router: respx.MockRouter) -> Non
         sleeping.set()
         await asyncio.Event().wait()
 
-    client, _ = make_client(router, sleep=sleep)
+    client, _ = make_client(router, poll_sleep=sleep)
     async with client:
         waiter = asyncio.ensure_future(client.wait_for_result(INVOCATION))
         await sleeping.wait()
@@ -797,7 +805,7 @@ async def test_the_deadline_bounds_looking_not_reading(monkeypatch: pytest.Monke
     class SlowRead(FakeS3):
         async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
             await asyncio.sleep(0.03)  # longer than the whole 10 ms budget of the look
-            return await super().get_object(location)
+            return await super().get_object(location)  # type: ignore[misc]
 
     s3 = SlowRead({OUTPUT: 0}, {OUTPUT: b"worth the wait"})
     result = await fake_waiter(s3, FakeTime()).wait(AsyncInvocation("i", OUTPUT, None), timeout=0)

@@ -1,9 +1,10 @@
 """sagemaker-async: an asyncio-native client for Amazon SageMaker Asynchronous Inference."""
 
 from ._client import AsyncInferenceClient
-from ._models import AsyncInvocation, InferenceResult
+from ._models import AsyncInvocation, DownloadedResult, InferenceResult
 from ._results import DEFAULT_POLL_INTERVAL
 from ._s3 import S3Location, parse_s3_uri
+from ._streams import ResultStream
 from ._version import __version__
 from .errors import (
     AccessDeniedError,
@@ -11,6 +12,7 @@ from .errors import (
     InternalFailure,
     NoCredentialsError,
     ParamValidationError,
+    ResultTooLargeError,
     SageMakerAsyncError,
     ServiceError,
     ServiceUnavailable,
@@ -25,11 +27,14 @@ __all__ = [
     "AccessDeniedError",
     "AsyncInferenceClient",
     "AsyncInvocation",
+    "DownloadedResult",
     "InferenceFailedError",
     "InferenceResult",
     "InternalFailure",
     "NoCredentialsError",
     "ParamValidationError",
+    "ResultStream",
+    "ResultTooLargeError",
     "S3Location",
     "SageMakerAsyncError",
     "ServiceError",
@@ -43,6 +48,13 @@ __all__ = [
 ]
 
 # Reprs and tracebacks should name the public path, as httpx does.
-for _name in ("AsyncInferenceClient", "AsyncInvocation", "InferenceResult", "S3Location"):
+for _name in (
+    "AsyncInferenceClient",
+    "AsyncInvocation",
+    "DownloadedResult",
+    "InferenceResult",
+    "ResultStream",
+    "S3Location",
+):
     globals()[_name].__module__ = __name__
 del _name

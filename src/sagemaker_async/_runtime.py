@@ -8,7 +8,6 @@ private attributes after construction.
 
 from __future__ import annotations
 
-import asyncio
 import random as _random
 import time
 from collections.abc import Awaitable, Callable
@@ -22,5 +21,6 @@ __all__ = ["Runtime"]
 class Runtime:
     clock: Callable[[], float] = time.time  # X-Amz-Date of each attempt
     monotonic: Callable[[], float] = time.monotonic  # wait deadlines
-    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep  # retry backoff, polling
+    sleep: Callable[[float], Awaitable[Any]] | None = None  # retry backoff (asyncio.sleep)
+    poll_sleep: Callable[[float], Awaitable[Any]] | None = None  # polls (the timer heap)
     random: Callable[[], float] = _random.random  # retry and polling jitter

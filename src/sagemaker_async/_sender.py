@@ -11,6 +11,7 @@ and headers reach httpx already encoded.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -66,7 +67,7 @@ class SignedSender:
         self.credentials = credentials
         self.retry = RetryPolicy(max_attempts, rng=runtime.random)
         self._clock = runtime.clock
-        self._sleep = runtime.sleep
+        self._sleep = runtime.sleep or asyncio.sleep
         self._timeout = timeout
         self._extensions: dict[str, Any] = {"timeout": timeout.as_dict()}
         python = ".".join(map(str, sys.version_info[:3]))
@@ -156,14 +157,21 @@ class SignedSender:
         context.set_alpn_protocols(["http/1.1"])
         return context
 
-    async def _send_once(self, request: httpx.Request) -> httpx.Response:
-        """Send through the one seam and read the whole body."""
+    async def _send_once(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+        """Send through the one seam; read the whole body unless ``stream``.
+
+        A streamed response is httpx's own streaming shape (``client.send(..., stream=True)``
+        or a transport's unread response): the caller reads it with ``aiter_raw`` and must
+        ``aclose`` it.
+        """
         if self._http_client is not None:
-            return await self._http_client.send(request)
+            return await self._http_client.send(request, stream=stream)
         sender = self._transport or self.default_transport(request.url)
         if isinstance(sender, httpx.AsyncClient):
-            return await sender.send(request)
+            return await sender.send(request, stream=stream)
         response = await sender.handle_async_request(request)
+        if stream:
+            return response
         try:
             await response.aread()
         finally:
@@ -198,11 +206,16 @@ class SignedSender:
         content: Content = b"",
         accept: Callable[[int], bool] = _ok,
         log_fields: str = "",
+        stream: bool = False,
+        retries: bool = True,
     ) -> httpx.Response:
         """Sign and send ``request``, with standard-mode retries.
 
         Returns the first response whose status ``accept``s; raises the parsed
-        ``ServiceError`` or a ``TransportError`` once retries are exhausted.
+        ``ServiceError`` or a ``TransportError`` once retries are exhausted. With ``stream``
+        the accepted response's body is left unread (the caller closes it). With
+        ``retries=False`` one attempt is made and the retry quota is neither spent nor
+        refilled: polling has its own schedule and must not drain what invokes need.
         """
         if self.closed:
             self.check_open()
@@ -211,7 +224,7 @@ class SignedSender:
         credentials = await self.credentials.get()
         invocation_id = str(uuid.uuid4())
         retry = self.retry
-        max_attempts = retry.max_attempts
+        max_attempts = retry.max_attempts if retries else 1
         spent = 0
         refreshed = False
         attempt = 1
@@ -222,7 +235,12 @@ class SignedSender:
             )
             started = time.perf_counter()
             try:
-                response = await self._send_once(prepared)
+                response = await self._send_once(prepared, stream)
+                if stream and not accept(response.status_code):
+                    try:  # an error answer is small: read it whole to parse it
+                        await response.aread()
+                    finally:
+                        await response.aclose()
             except httpx.TransportError as exc:
                 decision = retry.classify_exception(exc)
                 if debug:
@@ -270,7 +288,8 @@ class SignedSender:
                     (time.perf_counter() - started) * 1000,
                 )
             if accept(status):
-                retry.quota.on_success(spent)
+                if retries:
+                    retry.quota.on_success(spent)
                 return response
             error = parse_failure(response)
             if error.code in _EXPIRED_CODES and not refreshed:
