@@ -32,7 +32,7 @@ from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
 from ._retry import RetryPolicy, retry_after_seconds
 from ._s3 import check_content_type, parse_s3_uri
 from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
-from ._transport import LeanTransport, proxy_configured
+from ._http11 import LeanTransport, proxy_configured
 from ._uploads import Payload, prepare_upload, read_small
 from ._version import __version__
 from .errors import ParamValidationError, ServiceError, TransportError
