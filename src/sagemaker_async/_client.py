@@ -30,12 +30,12 @@ from ._params import InvokeParams, validate_invoke
 from ._protocol import invoke_headers, invoke_path, parse_error, parse_invoke_response
 from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
 from ._retry import RetryPolicy, retry_after_seconds
-from ._s3 import check_content_type, parse_s3_uri
+from ._s3 import check_content_type, literal_dot_segments, parse_s3_uri
 from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
 from ._http11 import LeanTransport, proxy_configured
 from ._uploads import Payload, prepare_upload, read_small
 from ._version import __version__
-from .errors import ParamValidationError, ServiceError, TransportError
+from .errors import ParamValidationError, SageMakerAsyncError, ServiceError, TransportError
 
 __all__ = ["AsyncInferenceClient"]
 
@@ -44,6 +44,19 @@ logger = logging.getLogger("sagemaker_async")
 _EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 _URL_CACHE_SIZE = 1024
 _LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# The most a response body read into memory may hold. Without a bound, a server that never
+# ends a body would grow the process until it dies; a caller with a tighter limit passes
+# its own ``body_limit`` to ``_send_once``.
+MAX_BUFFERED_BODY = 2 * 1024**3
+# Errors a transport may raise that are not network failures: wrapped, never retried.
+_FOREIGN_ERRORS = (
+    httpx.DecodingError,
+    httpx.TooManyRedirects,
+    httpx.StreamError,
+    httpx.InvalidURL,
+    RuntimeError,
+    OSError,
+)
 
 # A request body: bytes, or a factory of a fresh async stream for each attempt (an upload
 # from a file must be re-read from the start when it is retried).
@@ -196,8 +209,9 @@ class AsyncInferenceClient:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError(
-                "This AsyncInferenceClient is closed; create a new one to send more requests."
+            raise TransportError(
+                "This AsyncInferenceClient is closed; create a new one to send more requests.",
+                attempts=0,
             )
 
     # -- sending ----------------------------------------------------------------------------
@@ -250,18 +264,41 @@ class AsyncInferenceClient:
         context.set_alpn_protocols(["http/1.1"])
         return context
 
-    async def _send_once(self, request: httpx.Request) -> httpx.Response:
-        """Send through the one seam and read the whole body."""
+    async def _send_once(
+        self, request: httpx.Request, body_limit: int | None = None
+    ) -> httpx.Response:
+        """Send through the one seam and read the whole body, as stored: never decoded.
+
+        ``response.content`` is the bytes that came over the wire, whatever the
+        ``Content-Encoding`` says (a result's encoding is metadata, not ours to undo). A body
+        longer than ``body_limit`` is an error, not a bigger buffer: that is what bounds an
+        endless body, and the hook for a caller's own size limit.
+        """
         if self._http_client is not None:
-            return await self._http_client.send(request)
-        sender = self._transport or self._default_transport(request.url)
-        if isinstance(sender, httpx.AsyncClient):
-            return await sender.send(request)
-        response = await sender.handle_async_request(request)
+            response = await self._http_client.send(request, stream=True)
+        else:
+            sender = self._transport or self._default_transport(request.url)
+            if isinstance(sender, httpx.AsyncClient):
+                response = await sender.send(request, stream=True)
+            else:
+                response = await sender.handle_async_request(request)
+        if body_limit is None:
+            body_limit = MAX_BUFFERED_BODY
+        stream = response.stream
         try:
-            await response.aread()
+            if isinstance(stream, httpx.ByteStream):  # read already (ours, or a mock's)
+                content = b"".join(stream)
+            else:
+                content = await _read_raw(stream, body_limit)
         finally:
             await response.aclose()
+        if len(content) > body_limit:
+            raise TransportError(
+                f"the response body is larger than {body_limit} bytes; not read",
+                attempts=1,
+            )
+        # httpx keeps a read body here; ours is the raw one, so no decoder ever runs.
+        response._content = content
         return response
 
     def _invoke_url(self, endpoint_name: str) -> httpx.URL:
@@ -305,7 +342,13 @@ class AsyncInferenceClient:
         """
         self._check_open()
         headers = list(headers)
-        path = url.raw_path.decode("ascii").partition("?")[0]
+        # The request target as it goes on the wire and is signed: S3 keys' dot segments
+        # literal, as botocore sends them (the URL holds them escaped; see encode_key).
+        target = literal_dot_segments(url.raw_path)
+        extensions = self._extensions
+        if target is not url.raw_path:
+            extensions = {**extensions, "target": target}
+        path = target.decode("ascii").partition("?")[0]
         query = url.query.decode("ascii")
         credentials = await self._credentials.get()
         invocation_id = str(uuid.uuid4())
@@ -330,10 +373,21 @@ class AsyncInferenceClient:
                 invocation_id,
                 attempt,
                 max_attempts,
+                extensions,
             )
             started = time.perf_counter()
             try:
                 response = await self._send_once(request)
+            except SageMakerAsyncError:
+                raise
+            except _FOREIGN_ERRORS as exc:
+                # Not a network failure worth another attempt, and not ours to let escape:
+                # a closed or misused transport, an httpx error outside TransportError.
+                raise TransportError(
+                    f"{operation} to {url.host} failed after {attempt} attempt(s): "
+                    f"{type(exc).__name__}: {_safe_detail(exc)}",
+                    attempts=attempt,
+                ) from exc
             except httpx.TransportError as exc:
                 decision = retry.classify_exception(exc)
                 if debug:
@@ -352,15 +406,9 @@ class AsyncInferenceClient:
                     else 0
                 )
                 if not cost:
-                    # h11 quotes the offending header value, which may be a session token.
-                    detail = (
-                        "a header value cannot be sent as given"
-                        if isinstance(exc, httpx.LocalProtocolError)
-                        else str(exc)
-                    )
                     raise TransportError(
                         f"{operation} to {url.host} failed after {attempt} attempt(s): "
-                        f"{type(exc).__name__}: {detail}",
+                        f"{type(exc).__name__}: {_safe_detail(exc)}",
                         attempts=attempt,
                     ) from exc
                 spent += cost
@@ -425,6 +473,7 @@ class AsyncInferenceClient:
         invocation_id: str,
         attempt: int,
         max_attempts: int,
+        extensions: dict[str, Any],
     ) -> httpx.Request:
         """One attempt's request: botocore's headers, in botocore's order, freshly signed."""
         amz_date = self._amz_date()
@@ -454,7 +503,7 @@ class AsyncInferenceClient:
         wire.append((b"amz-sdk-request", b"attempt=%d; max=%d" % (attempt, max_attempts)))
         if not isinstance(content, bytes):
             return httpx.Request(
-                method, url, headers=wire, content=content(), extensions=self._extensions
+                method, url, headers=wire, content=content(), extensions=extensions
             )
         # Where httpx would send Content-Length (a body, or any POST/PUT/PATCH), send it last,
         # as botocore does. Passing the body as a ready ByteStream skips httpx's content
@@ -464,7 +513,7 @@ class AsyncInferenceClient:
         ):
             wire.append((b"Content-Length", b"%d" % len(content)))
         request = httpx.Request(
-            method, url, headers=wire, stream=httpx.ByteStream(content), extensions=self._extensions
+            method, url, headers=wire, stream=httpx.ByteStream(content), extensions=extensions
         )
         request.read()  # the body is bytes already: make request.content available
         return request
@@ -675,3 +724,24 @@ class AsyncInferenceClient:
 
 def _parse_runtime_failure(response: httpx.Response) -> ServiceError:
     return parse_error(response.status_code, response.headers, response.content)
+
+
+def _safe_detail(exc: BaseException) -> str:
+    # h11 and httpx quote an offending header value, which may be a session token.
+    if isinstance(exc, httpx.LocalProtocolError):
+        return "a header value cannot be sent as given"
+    return str(exc)
+
+
+async def _read_raw(stream: httpx.AsyncByteStream | httpx.SyncByteStream, limit: int) -> bytes:
+    """A body as it came over the wire, stopping once it is longer than ``limit``."""
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError("an async transport returned a synchronous response stream")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(parts)

@@ -106,8 +106,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
         else:
             length = len(content)
         try:
+            # httpcore's "target" extension: the request target exactly as given, which a
+            # URL cannot always hold (httpx.URL removes dot segments).
+            target = request.extensions.get("target") or request.url.raw_path
             data, framing = serialize_request_head(
-                request.method.encode("ascii"), request.url.raw_path, request.headers.raw, length
+                request.method.encode("ascii"), target, request.headers.raw, length
             )
         except (LocalViolation, UnicodeEncodeError) as exc:
             raise httpx.LocalProtocolError(str(exc), request=request) from None
