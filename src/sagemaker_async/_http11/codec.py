@@ -52,7 +52,9 @@ MAX_LENGTH_DIGITS: Final = 20  # Content-Length digits (h11's limit)
 MAX_CHUNK_DIGITS: Final = 20  # chunk-size hex digits (h11's limit)
 
 # RFC 9110 5.6.2 tchar: what a token (a method or a field name) is made of.
-_TOKEN_CHARS: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_TOKEN_CHARS: Final = (
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
 # Control characters other than HTAB, CR and LF: never allowed anywhere in a head (CR and
 # LF are checked by counting line breaks).
 _CTL: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -142,11 +144,7 @@ def parse_head(data: bytes) -> Head:
     status_line = lines[0]
     if status_line[:7] != b"HTTP/1.":
         raise ProtocolViolation(f"unsupported HTTP version {status_line[:16]!r}")
-    if (
-        len(status_line) < 12
-        or status_line[8:9] != b" "
-        or status_line[12:13] not in (b"", b" ")
-    ):
+    if len(status_line) < 12 or status_line[8:9] != b" " or status_line[12:13] not in (b"", b" "):
         raise ProtocolViolation(f"malformed status line {status_line[:64]!r}")
     minor = status_line[7:8]
     code = status_line[9:12]
