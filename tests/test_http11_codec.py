@@ -33,6 +33,7 @@ from sagemaker_async._http11.codec import (
         (b"HTTP/1.1 200 OK\nA: b\n\nbody", 22),  # bare LF throughout: found, not waited for
         (b"HTTP/1.1 200 OK\r\nA: b\n\r\nbody", 24),  # found (then refused by parse_head)
         (b"HTTP/1.1 200 OK\r\nA: b\r\n\nbody", 24),
+        (b"HTTP/1.1 200 OK\nA: b\n\n\r\n\r\n", 22),  # the first blank line ends it
         (b"HTTP/1.1 200 OK\r\nA: b\r\n", -1),
         (b"HTTP/1.1 200 OK\r\nA: b\r\n\r", -1),
     ],
@@ -127,8 +128,8 @@ def test_a_head_in_bare_lf_throughout_is_read() -> None:
         b"HTTP/1.1 200 OK\r\nX-A: b\r\n\n",  # CRLF head ending in a bare LF
         b"HTTP/1.1 200 OK\nX-A: b\n\r\n",  # LF head ending in a CRLF
         b"HTTP/1.1 200 OK\r\nX-A: b\x00c\r\n\r\n",  # NUL
-        b"HTTP/1.1 200 OK\r\nX-A: b\x01c\r\n\r\n",
-        b"HTTP/1.1 200 OK\r\nX-A: b\x7f\r\n\r\n",  # DEL
+        b"HTTP/1.1 200 OK\r\nX-A: b\x0bc\r\n\r\n",  # VT
+        b"HTTP/1.1 200 OK\r\nX-A: b\x0cc\r\n\r\n",  # FF
         b"HTTP/1.1 200 O\x00K\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nX A: b\r\n\r\n",  # a space in a name
         b"HTTP/1.1 200 OK\r\nX-A : b\r\n\r\n",  # space before the colon
@@ -143,6 +144,11 @@ def test_heads_refused(raw: bytes) -> None:
     assert head_end(raw) == len(raw)
     with pytest.raises(ProtocolViolation):
         parse_head(raw)
+
+
+def test_other_control_characters_in_values_are_kept_as_h11_keeps_them() -> None:
+    head = parse_head(b"HTTP/1.1 200 OK\r\nX-A: b\x01c\x7f\r\n\r\n")
+    assert head.headers == [(b"X-A", b"x-a", b"b\x01c\x7f")]
 
 
 def test_values_lose_surrounding_whitespace_and_keep_inner() -> None:

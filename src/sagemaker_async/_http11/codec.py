@@ -55,8 +55,11 @@ MAX_CHUNK_DIGITS: Final = 20  # chunk-size hex digits (h11's limit)
 _TOKEN_CHARS: Final = (
     b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
-# Control characters other than HTAB, CR and LF: never allowed anywhere in a head (CR and
-# LF are checked by counting line breaks).
+# In a response head, besides CR and LF (checked by counting line breaks): NUL, and the two
+# whitespace controls h11 refuses (VT, FF). Other controls are retained, as RFC 9110 5.5
+# allows and h11 does.
+_BAD_IN_HEAD: Final = re.compile(rb"[\x00\x0b\x0c]")
+# What we send is held to the strict rule: no control character but HTAB.
 _CTL: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # A request target: visible ASCII only (httpx has percent-encoded the rest).
 _BAD_TARGET: Final = re.compile(rb"[\x00-\x20\x7f-\xff]")
@@ -105,7 +108,7 @@ def head_end(buf: bytes | bytearray, start: int = 0) -> int:
     """The index just past the blank line that ends a head (``\\n\\r?\\n``, as h11 finds it),
     or -1 if it has not arrived yet. ``start`` skips bytes already searched."""
     crlf = buf.find(b"\n\r\n", start)
-    lf = buf.find(b"\n\n", start, crlf if crlf >= 0 else len(buf))
+    lf = buf.find(b"\n\n", start, crlf + 1 if crlf >= 0 else len(buf))
     if lf >= 0:
         return lf + 2
     if crlf >= 0:
@@ -138,8 +141,8 @@ def parse_head(data: bytes) -> Head:
         lines = data[:-2].split(b"\n")
     else:
         raise ProtocolViolation("bare CR or LF in the response head")
-    if _CTL.search(data) is not None:
-        raise ProtocolViolation("control character in the response head")
+    if _BAD_IN_HEAD.search(data) is not None:
+        raise ProtocolViolation("NUL or another forbidden control character in the response head")
 
     status_line = lines[0]
     if status_line[:7] != b"HTTP/1.":
@@ -382,7 +385,7 @@ def _check_trailer(line: bytes) -> None:
         or not name
         or name.translate(None, _TOKEN_CHARS)
         or b"\r" in line
-        or _CTL.search(line) is not None
+        or _BAD_IN_HEAD.search(line) is not None
     ):
         raise ProtocolViolation(f"malformed trailer line {line[:32]!r}")
 
