@@ -344,9 +344,10 @@ class AsyncInferenceClient:
         headers = list(headers)
         # The request target as it goes on the wire and is signed: S3 keys' dot segments
         # literal, as botocore sends them (the URL holds them escaped; see encode_key).
-        target = literal_dot_segments(url.raw_path)
+        raw_path = url.raw_path
+        target = literal_dot_segments(raw_path)
         extensions = self._extensions
-        if target is not url.raw_path:
+        if target is not raw_path:
             extensions = {**extensions, "target": target}
         path = target.decode("ascii").partition("?")[0]
         query = url.query.decode("ascii")
