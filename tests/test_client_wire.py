@@ -144,7 +144,8 @@ async def test_a_resend_is_an_attempt_counted_charged_backed_off_and_logged(
         b"attempt=1; max=3",
         b"attempt=2; max=3",
     ]
-    assert len(charges) == 1 and charges[0] > 0
+    assert len(charges) == 1
+    assert charges[0] > 0
     assert len(sleeps) == 1
     assert any(
         "attempt=1/3 error=RemoteProtocolError" in record.getMessage() for record in caplog.records

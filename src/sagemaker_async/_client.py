@@ -24,6 +24,7 @@ import httpx
 from ._config import resolve_settings
 from ._credentials import CredentialProvider, make_provider
 from ._endpoints import check_custom_endpoint_flags, configured_endpoint_url, resolve_runtime_url
+from ._http11 import LeanTransport, proxy_configured
 from ._models import AsyncInvocation, InferenceResult
 from ._objects import S3Objects
 from ._params import InvokeParams, validate_invoke
@@ -32,7 +33,6 @@ from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
 from ._retry import RetryPolicy, retry_after_seconds
 from ._s3 import check_content_type, literal_dot_segments, parse_s3_uri
 from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
-from ._http11 import LeanTransport, proxy_configured
 from ._uploads import Payload, prepare_upload, read_small
 from ._version import __version__
 from .errors import ParamValidationError, SageMakerAsyncError, ServiceError, TransportError

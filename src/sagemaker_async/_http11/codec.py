@@ -58,9 +58,9 @@ _TOKEN_CHARS: Final = (
 # In a response head, besides CR and LF (checked by counting line breaks): NUL, and the two
 # whitespace controls h11 refuses (VT, FF). Other controls are retained, as RFC 9110 5.5
 # allows and h11 does.
-_BAD_IN_HEAD: Final = re.compile(rb"[\x00\x0b\x0c]")
+_BAD_IN_HEAD: Final = b"\x00\x0b\x0c"
 # What we send is held to the strict rule: no control character but HTAB.
-_CTL: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CTL: Final = bytes([*range(9), 11, 12, *range(14, 32), 127])
 # A request target: visible ASCII only (httpx has percent-encoded the rest).
 _BAD_TARGET: Final = re.compile(rb"[\x00-\x20\x7f-\xff]")
 # chunk-size BWS [ ";" chunk-ext ]: an extension is skipped (anything but CR/LF).
@@ -141,7 +141,7 @@ def parse_head(data: bytes) -> Head:
         lines = data[:-2].split(b"\n")
     else:
         raise ProtocolViolation("bare CR or LF in the response head")
-    if _BAD_IN_HEAD.search(data) is not None:
+    if len(data.translate(None, _BAD_IN_HEAD)) != len(data):
         raise ProtocolViolation("NUL or another forbidden control character in the response head")
 
     status_line = lines[0]
@@ -157,23 +157,42 @@ def parse_head(data: bytes) -> Head:
     reason = status_line[13:]
 
     del lines[0]
-    if b"\n " in data or b"\n\t" in data:
-        lines = _unfold(lines)
+    try:
+        fields, framing = _fields(lines)
+    except ProtocolViolation:
+        # A folded line (starting with SP or HTAB) never passes as a field of its own, so
+        # folding is looked for only here, off the common path.
+        if b"\n " not in data and b"\n\t" not in data:
+            raise
+        fields, framing = _fields(_unfold(lines))
+    return _framing(version, int(code), reason, fields, framing)
+
+
+def _fields(
+    lines: list[bytes],
+) -> tuple[list[tuple[bytes, bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """The (name, lowercased name, value) triples httpx keeps, and the framing fields."""
     fields: list[tuple[bytes, bytes, bytes]] = []
     append = fields.append
+    names: list[bytes] = []
+    add_name = names.append
     framing: list[tuple[bytes, bytes]] = []
     for line in lines:
         name, sep, value = line.partition(b":")
-        # No colon, an empty name, or a name that is not a token (which includes
-        # whitespace before the colon): refused, as h11 does.
-        if not sep or not name or name.translate(None, _TOKEN_CHARS):
+        if not sep or not name:
             raise ProtocolViolation(f"malformed header line {line[:64]!r}")
+        add_name(name)
         lname = name.lower()
         value = value.strip(b" \t")
         append((name, lname, value))
         if lname in _FRAMING_FIELDS:
             framing.append((lname, value))
-    return _framing(version, int(code), reason, fields, framing)
+    # Names are tokens (which rules out whitespace before the colon, as h11 does): one
+    # C-level pass over all of them; the culprit is looked for only on failure.
+    if b"".join(names).translate(None, _TOKEN_CHARS):
+        bad = next(name for name in names if name.translate(None, _TOKEN_CHARS))
+        raise ProtocolViolation(f"malformed header name {bad[:64]!r}")
+    return fields, framing
 
 
 def _unfold(lines: list[bytes]) -> list[bytes]:
@@ -203,10 +222,13 @@ def _framing(
         if lname == b"content-length":
             # h11's reading: a list of equal values is one value; different spellings of
             # the same number ("5" and "05") conflict.
-            values = {v.strip(b" \t") for v in value.split(b",")}
-            if len(values) != 1:
-                raise ProtocolViolation("conflicting Content-Length headers")
-            (text,) = values
+            if value.isdigit():
+                text = value
+            else:
+                values = {v.strip(b" \t") for v in value.split(b",")}
+                if len(values) != 1:
+                    raise ProtocolViolation("conflicting Content-Length headers")
+                (text,) = values
             if not text.isdigit() or len(text) > MAX_LENGTH_DIGITS:
                 raise ProtocolViolation(f"invalid Content-Length {value[:32]!r}")
             if length_text is not None and text != length_text:
@@ -385,7 +407,7 @@ def _check_trailer(line: bytes) -> None:
         or not name
         or name.translate(None, _TOKEN_CHARS)
         or b"\r" in line
-        or _BAD_IN_HEAD.search(line) is not None
+        or len(line.translate(None, _BAD_IN_HEAD)) != len(line)
     ):
         raise ProtocolViolation(f"malformed trailer line {line[:32]!r}")
 
@@ -417,9 +439,12 @@ def serialize_request_head(
     append = lines.append
     declared: bytes | None = None
     coding: bytes | None = None
+    names: list[bytes] = []
+    add_name = names.append
     for name, value in headers:
-        if not name or name.translate(None, _TOKEN_CHARS):
+        if not name:
             raise LocalViolation("Illegal header name")
+        add_name(name)
         if len(name) in (14, 17):  # the lengths of content-length and transfer-encoding
             lname = name.lower()
             if lname == b"content-length":
@@ -454,11 +479,17 @@ def serialize_request_head(
         if body_length:
             append(b"Content-Length: %d" % body_length)
         framing = body_length
+    if b"".join(names).translate(None, _TOKEN_CHARS):
+        raise LocalViolation("Illegal header name")
     append(b"\r\n")
     head = b"\r\n".join(lines)
     # One C-level count instead of a check per value: a CR or LF inside a name or value
     # (header injection) shows up as extra line breaks; other controls by one scan.
     breaks = len(lines)
-    if head.count(b"\n") != breaks or head.count(b"\r") != breaks or _CTL.search(head):
+    if (
+        head.count(b"\n") != breaks
+        or head.count(b"\r") != breaks
+        or len(head.translate(None, _CTL)) != len(head)
+    ):
         raise LocalViolation("Illegal header value")
     return head, framing
