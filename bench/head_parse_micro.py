@@ -66,7 +66,8 @@ def h11_connection_only() -> object:
 
 def load_before(path: str) -> Callable[[bytes], object]:
     spec = importlib.util.spec_from_file_location("before", path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules["before"] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -87,7 +88,7 @@ def main() -> None:
         times: dict[str, list[float]] = {key: [] for key in parsers}
         for _ in range(args.rounds):
             for key, parse in parsers.items():
-                seconds = timeit.timeit(lambda p=parse: p(head), number=args.number)
+                seconds = timeit.timeit(lambda p=parse, h=head: p(h), number=args.number)
                 times[key].append(seconds / args.number * 1e6)
         medians = {key: statistics.median(values) for key, values in times.items()}
         line = ", ".join(f"{key} {value:.2f} µs" for key, value in medians.items())
