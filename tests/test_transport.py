@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from sagemaker_async._http11 import LeanTransport, PoolStats, proxy_configured
 from sagemaker_async._http11.codec import ChunkedReader
 from sagemaker_async._http11.connection import Connection, ResponseStream
+from sagemaker_async._http11.pool import Pool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -264,6 +265,30 @@ async def test_a_request_the_server_read_is_never_resent_silently(serve, transpo
     assert server.accepted == 1
     # The next request goes out on a fresh connection.
     assert (await send(transport, "GET", server.url)).content == b"fresh"
+
+
+async def test_a_connection_known_dead_before_writing_is_replaced_silently(
+    serve, transport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one silent resend: nothing of the request was written to the dead connection."""
+    seen: list[bytes] = []
+
+    async def handler(reader, writer) -> None:
+        while (request := await read_request(reader)) is not None:
+            seen.append(request.body)
+            writer.write(response(200, b"ok"))
+            await writer.drain()
+        writer.close()
+
+    server = await serve(handler)
+    await send(transport, "GET", server.url)
+    (pool,) = transport._pools.values()
+    (conn,) = pool.idle
+    conn.eof = True  # as if the FIN had been seen after the pool handed it out
+    monkeypatch.setattr(Pool, "take_idle", lambda self: self.idle.pop() if self.idle else None)
+    assert (await send(transport, "POST", server.url, content=b"once")).content == b"ok"
+    assert seen == [b"", b"once"]
+    assert server.accepted == 2
 
 
 async def test_stale_connection_with_a_streamed_body_is_not_resent(serve, transport) -> None:
