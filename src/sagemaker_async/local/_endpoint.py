@@ -18,7 +18,6 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 
 import certifi
@@ -26,7 +25,7 @@ import httpx
 
 from .._signing import FrozenCredentials
 from . import _responses
-from ._handlers import Handler, InvocationAttributes, Runner, make_runner
+from ._handlers import ISOLATIONS, Handler, InvocationAttributes, Runner, make_runner
 from ._http import HttpServer, Request, Response
 from ._queue import (
     DEFAULT_INVOCATION_TIMEOUT_SECONDS,
@@ -45,6 +44,7 @@ logger = logging.getLogger("sagemaker_async.local")
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's, so ARNs and messages agree with it
 DEFAULT_CONCURRENCY = 4
+_STOP_WRITE_SECONDS = 3.0  # of the 5 s a stop may take, for "endpoint stopped" objects
 _ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 _S3_PATH = re.compile(r"(s3|https)://[^/]+(/.*)?")
 # Any credentials work against moto; these are what the local endpoint signs its own S3
@@ -110,7 +110,11 @@ class LocalEndpoint:
         account_id: str = DEFAULT_ACCOUNT_ID,
         clock: Callable[[], float] = time.monotonic,
         time_scale: float = 1.0,
+        isolation: str = "auto",
     ) -> None:
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+        self._isolation = isolation
         if not endpoints:
             raise ValueError("a LocalEndpoint needs at least one endpoint")
         for name in endpoints:
@@ -155,7 +159,7 @@ class LocalEndpoint:
         self._backend: S3Backend | None = None
         self._storage: Storage | None = None
         self._http: httpx.AsyncClient | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._dropped: list[str] = []
         self._queues: dict[str, EndpointQueue] = {}
         self._pending = 0
         self._idle = asyncio.Event()
@@ -234,8 +238,17 @@ class LocalEndpoint:
         }
 
     async def wait_idle(self, timeout: float | None = None) -> None:
-        """Wait until every accepted request has its output or failure object written."""
+        """Wait until every accepted request has its output or failure object written.
+
+        Raises ``RuntimeError`` naming them if the endpoint stopped with requests that got
+        neither (their object could not be written in time).
+        """
         await asyncio.wait_for(self._idle.wait(), timeout)
+        if self._dropped:
+            raise RuntimeError(
+                f"the local endpoint stopped with {len(self._dropped)} requests that got no "
+                f"output or failure object: {', '.join(self._dropped[:10])}"
+            )
 
     def _queue(self, endpoint_name: str) -> EndpointQueue:
         try:
@@ -294,13 +307,19 @@ class LocalEndpoint:
         for path in {self._output_path, self._failure_path}:
             await self._storage.ensure_bucket(parse_s3_uri(path + "/")[0])
 
-        total = sum(self._concurrency.values())
-        self._executor = ThreadPoolExecutor(
-            max_workers=total, thread_name_prefix="sagemaker-async-local-handler"
-        )
+        runners: dict[str, Runner] = {}
         for name, handler in self._handlers.items():
-            runner: Runner = make_runner(handler, executor=self._executor, client=self._http)
-            await runner.start()
+            runners[name] = make_runner(
+                handler,
+                client=self._http,
+                concurrency=self._concurrency[name],
+                isolation=self._isolation,
+            )
+        # Worker processes start in parallel; the first handler that cannot load stops it all.
+        results = await asyncio.gather(
+            *(runner.start() for runner in runners.values()), return_exceptions=True
+        )
+        for name, runner in runners.items():
             self._queues[name] = EndpointQueue(
                 name,
                 runner,
@@ -310,6 +329,9 @@ class LocalEndpoint:
                 time_scale=self._time_scale,
                 on_finished=self._finished,
             )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         for queue in self._queues.values():
             queue.start()
 
@@ -329,14 +351,29 @@ class LocalEndpoint:
         return _MOTO_CREDENTIALS
 
     async def aclose(self) -> None:
-        """Stop: workers first (their S3 writes use our own port), then the port, then S3."""
+        """Stop within seconds: no new requests; queued and running ones get a failure
+        object ("endpoint stopped") while the port still serves the store; then the port,
+        then S3. What could not be written in time is logged and reported by ``wait_idle``.
+        """
         if self._state == "closed":
             return
         self._state = "closed"
-        for queue in self._queues.values():
-            await queue.aclose()
+        unfinished = {}
+        for name, queue in self._queues.items():
+            unfinished[name] = await queue.aclose()
         for queue in self._queues.values():
             await queue.runner.aclose()
+        if self._storage is not None and self._server is not None:
+            writes = [
+                self._queues[name].fail_stopped(jobs) for name, jobs in unfinished.items() if jobs
+            ]
+            try:
+                await asyncio.wait_for(
+                    asyncio.gather(*writes, return_exceptions=True), _STOP_WRITE_SECONDS
+                )
+            except asyncio.TimeoutError:
+                pass
+        self._report_dropped()
         if self._server is not None:
             await self._server.aclose()
         if self._storage is not None:
@@ -345,9 +382,26 @@ class LocalEndpoint:
             await self._http.aclose()
         if self._backend is not None:
             await self._backend.aclose()
-        if self._executor is not None:
-            # A sync handler still running cannot be interrupted; do not wait for it.
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        # Whatever was never settled is settled now, so no waiter waits for nothing.
+        self._pending = 0
+        self._idle.set()
+
+    def _report_dropped(self) -> None:
+        for queue in self._queues.values():
+            self._dropped += queue.unwritten_stopped()
+        if self._dropped:
+            shown = ", ".join(self._dropped[:10]) + (" ..." if len(self._dropped) > 10 else "")
+            logger.warning(
+                "local endpoint stopped: %d accepted requests got no output or failure "
+                "object: %s",
+                len(self._dropped),
+                shown,
+            )
+
+    @property
+    def dropped(self) -> list[str]:
+        """Inference ids of requests that ended with no object (only ever after a stop)."""
+        return list(self._dropped)
 
     def _finished(self) -> None:
         self._pending -= 1

@@ -11,11 +11,13 @@ import asyncio
 import builtins
 import contextlib
 import functools
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from ._endpoint import DEFAULT_CONCURRENCY, LocalEndpoint
-from ._handlers import Handler, is_url, load_handler
+from ._handlers import Handler, is_url
 
 __all__ = ["DEFAULT_BUCKET", "parse_endpoint_specs", "run_until_signalled", "serve"]
 
@@ -26,14 +28,16 @@ DEFAULT_BUCKET = "sagemaker-async-local"
 _print_flushed = functools.partial(builtins.print, flush=True)
 
 
-def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, Handler | str]:
-    """``["NAME=package.module:function", "NAME=http://host:port"]`` to handlers.
+def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, str]:
+    """``["NAME=package.module:function", "NAME=http://host:port"]`` to ``{NAME: target}``.
 
-    Raises ``ValueError`` with a message fit for the command line on any bad spec.
+    Only the form is checked here: the server process never imports a handler. Its worker
+    processes do, at start, and a handler that cannot load stops the start with one line
+    (``HandlerLoadError``, a ``ValueError``). Raises ``ValueError`` on any bad spec.
     """
     if not specs:
         raise ValueError("give at least one endpoint: --endpoint NAME=package.module:function")
-    endpoints: dict[str, Handler | str] = {}
+    endpoints: dict[str, str] = {}
     for spec in specs:
         name, sep, target = spec.partition("=")
         name, target = name.strip(), target.strip()
@@ -43,7 +47,14 @@ def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, Handler | str]:
             )
         if name in endpoints:
             raise ValueError(f"endpoint {name!r} is given twice")
-        endpoints[name] = target if is_url(target) else load_handler(target)
+        if not is_url(target):
+            module_name, colon, attr_path = target.partition(":")
+            if not colon or not module_name or not attr_path:
+                raise ValueError(
+                    f"handler {target!r} is not of the form package.module:function "
+                    "(or an http:// URL)"
+                )
+        endpoints[name] = target
     return endpoints
 
 
@@ -64,7 +75,11 @@ async def serve(
     ``port`` None picks a free one. Bad arguments raise ``ValueError`` before anything
     starts. The first two lines printed are the ``export`` lines.
     """
-    handlers = parse_endpoint_specs(endpoints)
+    handlers: dict[str, Handler | str] = dict(parse_endpoint_specs(endpoints))
+    # As ``python -m`` does: a handler module next to you imports (workers get our sys.path).
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     local = LocalEndpoint(
         handlers,
         concurrency=concurrency,
