@@ -17,6 +17,7 @@ import secrets
 import ssl
 import time
 import uuid
+from urllib.parse import unquote
 from collections.abc import Callable, Mapping
 from types import TracebackType
 
@@ -26,7 +27,8 @@ import httpx
 from .._signing import FrozenCredentials
 from . import _responses
 from ._handlers import ISOLATIONS, Handler, InvocationAttributes, Runner, make_runner
-from ._http import HttpServer, Request, Response
+from .._params import MAX_INLINE_BODY
+from ._http import Admission, BodyRejected, Head, HttpServer, Limits, Request, Response
 from ._queue import (
     DEFAULT_INVOCATION_TIMEOUT_SECONDS,
     DEFAULT_REQUEST_TTL_SECONDS,
@@ -34,6 +36,7 @@ from ._queue import (
     Job,
 )
 from ._s3backend import MotoBackend, ProxyBackend, S3Backend
+from ._s3_auth import S3Verifier
 from ._sigv4_verify import AuthError, SigV4Verifier
 from ._storage import ClientStorage, Storage, parse_s3_uri
 from ._validation import INVOKE_PATH, InvalidRequest, parse_invocation
@@ -44,6 +47,8 @@ logger = logging.getLogger("sagemaker_async.local")
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's, so ARNs and messages agree with it
 DEFAULT_CONCURRENCY = 4
+MAX_S3_PUT_BYTES = 5 * 1024**3  # S3's limit for one PutObject or UploadPart
+MAX_S3_OTHER_BYTES = 20 * 1024 * 1024  # CompleteMultipartUpload of 10,000 parts fits
 _STOP_WRITE_SECONDS = 3.0  # of the 5 s a stop may take, for "endpoint stopped" objects
 _ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 _S3_PATH = re.compile(r"(s3|https)://[^/]+(/.*)?")
@@ -111,6 +116,8 @@ class LocalEndpoint:
         clock: Callable[[], float] = time.monotonic,
         time_scale: float = 1.0,
         isolation: str = "auto",
+        region: str = "us-east-1",
+        limits: Limits | None = None,
     ) -> None:
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
@@ -143,11 +150,17 @@ class LocalEndpoint:
         )
         self._s3_endpoint_url = s3_endpoint_url
         self._credentials = _parse_credentials(credentials)
-        self._verifier = (
-            None
-            if self._credentials is None
-            else SigV4Verifier(self._credentials.access_key, self._credentials.secret_key)
-        )
+        self._region = region
+        self._limits = limits or Limits()
+        self._verifier: SigV4Verifier | None = None
+        self._s3_verifier: S3Verifier | None = None
+        if self._credentials is not None:
+            self._verifier = SigV4Verifier(
+                self._credentials.access_key, self._credentials.secret_key, region=region
+            )
+            self._s3_verifier = S3Verifier(
+                self._credentials.access_key, self._credentials.secret_key, region=region
+            )
         self._host = host
         self._port = port
         self._account_id = account_id
@@ -294,7 +307,9 @@ class LocalEndpoint:
         self._backend = backend
         await backend.start()
 
-        server = HttpServer(self._handle, host=self._host, port=self._port)
+        server = HttpServer(
+            self._handle, host=self._host, port=self._port, admit=self._admit, limits=self._limits
+        )
         await server.start()
         self._server = server
         host = f"[{self._host}]" if ":" in self._host else self._host
@@ -303,7 +318,9 @@ class LocalEndpoint:
             backend.server_port = server.port
 
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0), verify=_tls_context())
-        self._storage = ClientStorage(self._url, self._storage_credentials(), http=self._http)
+        self._storage = ClientStorage(
+            self._url, self._storage_credentials(), http=self._http, region=self._region
+        )
         for path in {self._output_path, self._failure_path}:
             await self._storage.ensure_bucket(parse_s3_uri(path + "/")[0])
 
@@ -410,11 +427,60 @@ class LocalEndpoint:
 
     # -- requests -------------------------------------------------------------------------
 
+    def _admit(self, head: Head) -> Admission | Response:
+        """Decide on the head, before any body byte (and before ``100 Continue``)."""
+        if head.path.startswith("/endpoints/") and not _signed_for_s3(head):
+            return self._admit_runtime(head)
+        return self._admit_s3(head)
+
+    def _admit_runtime(self, head: Head) -> Admission | Response:
+        if head.method != "POST" or INVOKE_PATH.fullmatch(head.path) is None:
+            return _unknown_runtime_operation(head, self._account_id)
+        if self._verifier is not None:
+            # The signature covers the body, so it is checked once that is read; a request
+            # with no valid key is refused now, before it can send its body.
+            try:
+                self._verifier.preflight(head.headers)
+            except AuthError as exc:
+                return _responses.error(exc.status, exc.code, exc.message)
+        return Admission(MAX_INLINE_BODY, _INVOKE_TOO_LARGE)
+
+    def _admit_s3(self, head: Head) -> Admission | Response:
+        limit = MAX_S3_PUT_BYTES if head.method == "PUT" else MAX_S3_OTHER_BYTES
+        too_large = _responses.s3_error(
+            400,
+            "EntityTooLarge",
+            f"Your proposed upload exceeds the maximum allowed size of {limit} bytes.",
+        )
+        if self._s3_verifier is None:
+            return Admission(limit, too_large)
+        try:
+            check = self._s3_verifier.check_head(
+                head.method, head.target, head.headers, now=self._wall_clock()
+            )
+        except AuthError as exc:
+            return _responses.s3_error(exc.status, exc.code, exc.message)
+
+        def on_body(data: bytes) -> None:
+            try:
+                check.feed(data)
+            except AuthError as exc:
+                raise BodyRejected(_responses.s3_error(exc.status, exc.code, exc.message)) from None
+
+        def on_end() -> None:
+            try:
+                check.finish()
+            except AuthError as exc:
+                raise BodyRejected(_responses.s3_error(exc.status, exc.code, exc.message)) from None
+
+        return Admission(limit, too_large, on_body=on_body, on_end=on_end)
+
     async def _handle(self, request: Request) -> Response:
-        if request.method == "POST":
+        if request.path.startswith("/endpoints/") and not _signed_for_s3(request):
             match = INVOKE_PATH.fullmatch(request.path)
-            if match is not None and not _signed_for_s3(request):
-                return self._invoke(request, match.group(1))
+            if request.method != "POST" or match is None:  # admission answered it already
+                return _unknown_runtime_operation(request, self._account_id)
+            return self._invoke(request, match.group(1))
         assert self._backend is not None
         return await self._backend.handle(request)
 
@@ -473,7 +539,36 @@ class LocalEndpoint:
         return _responses.accepted(inference_id, output_location, failure_location)
 
 
-def _signed_for_s3(request: Request) -> bool:
+def _signed_for_s3(request: Head | Request) -> bool:
     """A request signed for S3 is S3's, even at a path that looks like SageMaker's."""
     auth = request.header("authorization")
-    return auth is not None and b"/s3/aws4_request" in auth
+    if auth is not None:
+        return b"/s3/aws4_request" in auth
+    return "%2Fs3%2Faws4_request" in request.query or "/s3/aws4_request" in request.query
+
+
+_INVOKE_TOO_LARGE = _responses.error(
+    400,
+    "ValidationError",
+    "1 validation error detected: Value at 'body' failed to satisfy constraint: "
+    f"Member must have length less than or equal to {MAX_INLINE_BODY}",
+    namespace=_responses.VALIDATE_NAMESPACE,
+)
+_SYNC_INVOKE_PATH = re.compile(r"/endpoints/([^/]*)/invocations(-response-stream)?")
+
+
+def _unknown_runtime_operation(head: Head | Request, account_id: str) -> Response:
+    """What the runtime API answers for paths and methods it has no operation for."""
+    sync = _SYNC_INVOKE_PATH.fullmatch(head.path)
+    if head.method == "POST" and sync is not None:
+        # This endpoint serves asynchronous inference only, as an async endpoint does.
+        return _responses.error(
+            400,
+            "ValidationError",
+            f"Endpoint {unquote(sync.group(1))} of account {account_id} is an asynchronous "
+            "inference endpoint: use InvokeEndpointAsync.",
+            namespace=_responses.VALIDATE_NAMESPACE,
+        )
+    return _responses.error(
+        404, "UnknownOperationException", f"No operation matches {head.method} {head.path}."
+    )

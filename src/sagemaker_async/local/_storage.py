@@ -86,12 +86,17 @@ class ClientStorage:
     """
 
     def __init__(
-        self, endpoint_url: str, credentials: FrozenCredentials, *, http: httpx.AsyncClient
+        self,
+        endpoint_url: str,
+        credentials: FrozenCredentials,
+        *,
+        http: httpx.AsyncClient,
+        region: str = _REGION,
     ) -> None:
         self._base = httpx.URL(endpoint_url.rstrip("/"))
         self._credentials = credentials
         self._http = http
-        self._signer = SigV4Signer(_REGION, "s3")
+        self._signer = SigV4Signer(region, "s3")
 
     async def aclose(self) -> None:
         return None  # the HTTP client belongs to the endpoint
