@@ -19,6 +19,7 @@ Pure: the caller passes the time.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from dataclasses import dataclass, field
@@ -200,6 +201,8 @@ class S3Verifier:
                     status=400,
                 )
             return self._check_presigned(method, raw_path, raw_query, headers, now)
+        if authorization is None and b"AWSAccessKeyId" in query_names:
+            return self._check_presigned_v2(method, raw_path, raw_query, headers, now)
         if authorization is None:
             raise AuthError("AccessDenied", "Access Denied")
         return self._check_header(method, raw_path, raw_query, headers, authorization, now)
@@ -264,7 +267,7 @@ class S3Verifier:
         if recoded != paths[0]:
             paths.append(recoded)
         for path in paths:
-            canonical = b"\n".join([method.upper().encode("ascii"), path, canonical_query, tail])
+            canonical = b"\n".join([method.encode("ascii", "replace"), path, canonical_query, tail])
             string_to_sign = "\n".join(
                 [ALGORITHM, amz_date, scope, hashlib.sha256(canonical).hexdigest()]
             )
@@ -440,3 +443,81 @@ class S3Verifier:
         if payload == STREAMING:
             raise AuthError("InvalidRequest", "a presigned request cannot be aws-chunked", status=400)
         return PayloadCheck(payload)
+
+    def _check_presigned_v2(
+        self,
+        method: str,
+        raw_path: bytes,
+        raw_query: bytes,
+        headers: tuple[tuple[bytes, bytes], ...],
+        now: float,
+    ) -> PayloadCheck:
+        """The legacy query form (``AWSAccessKeyId``, ``Expires``, ``Signature``) that
+        boto3's ``generate_presigned_url`` still produces by default for a custom endpoint."""
+        params: dict[bytes, bytes] = {}
+        subresources = []
+        for item in raw_query.split(b"&"):
+            name, sep, value = item.partition(b"=")
+            params[name] = unquote_to_bytes(value)
+            if name.decode("latin-1") in _V2_SUBRESOURCES:
+                decoded = unquote_to_bytes(value).decode("utf-8", "replace")
+                subresources.append((name.decode("latin-1"), decoded if sep else None))
+        missing = [n for n in (b"AWSAccessKeyId", b"Expires", b"Signature") if n not in params]
+        if missing:
+            raise AuthError(
+                "AccessDenied",
+                "Query-string authentication requires the Signature, Expires and "
+                "AWSAccessKeyId parameters",
+            )
+        if not hmac.compare_digest(params[b"AWSAccessKeyId"], self.access_key.encode()):
+            raise AuthError(
+                "InvalidAccessKeyId",
+                "The AWS Access Key Id you provided does not exist in our records.",
+            )
+        expires = params[b"Expires"].decode("latin-1")
+        if not expires.isdigit():
+            raise AuthError("AccessDenied", "Invalid date (should be seconds since epoch)")
+        if now > int(expires):
+            raise AuthError("AccessDenied", "Request has expired")
+        amz = sorted(
+            (n.decode("latin-1"), b" ".join(v.split()).decode("latin-1"))
+            for n, v in headers
+            if n.startswith(b"x-amz-")
+        )
+        resource = unquote_to_bytes(raw_path or b"/").decode("utf-8", "surrogateescape")
+        if subresources:
+            resource += "?" + "&".join(
+                name if value is None else f"{name}={value}" for name, value in sorted(subresources)
+            )
+        header = dict(headers)
+        string_to_sign = "\n".join(
+            [
+                method,
+                header.get(b"content-md5", b"").decode("latin-1"),
+                header.get(b"content-type", b"").decode("latin-1"),
+                expires,
+                *[f"{n}:{v}" for n, v in amz],
+                resource,
+            ]
+        )
+        expected = base64.b64encode(
+            hmac.new(
+                self.secret_key.encode("utf-8"),
+                string_to_sign.encode("utf-8", "surrogateescape"),
+                hashlib.sha1,
+            ).digest()
+        )
+        if not hmac.compare_digest(expected, params[b"Signature"]):
+            raise AuthError("SignatureDoesNotMatch", _MISMATCH)
+        return PayloadCheck(UNSIGNED)
+
+
+_V2_SUBRESOURCES = frozenset(
+    {
+        "acl", "cors", "delete", "lifecycle", "location", "logging", "notification",
+        "partNumber", "policy", "requestPayment", "tagging", "torrent", "uploadId", "uploads",
+        "versionId", "versioning", "versions", "website", "response-cache-control",
+        "response-content-disposition", "response-content-encoding",
+        "response-content-language", "response-content-type", "response-expires",
+    }
+)  # fmt: skip
