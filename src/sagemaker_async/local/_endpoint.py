@@ -38,7 +38,7 @@ from ._queue import (
 from ._s3backend import MotoBackend, ProxyBackend, S3Backend
 from ._s3_auth import S3Verifier
 from ._sigv4_verify import AuthError, SigV4Verifier
-from ._storage import ClientStorage, Storage, parse_s3_uri
+from ._storage import BackendStorage, ClientStorage, Storage, parse_s3_uri
 from ._validation import INVOKE_PATH, InvalidRequest, parse_invocation
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "LocalEndpoint"]
@@ -318,9 +318,21 @@ class LocalEndpoint:
             backend.server_port = server.port
 
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0), verify=_tls_context())
-        self._storage = ClientStorage(
-            self._url, self._storage_credentials(), http=self._http, region=self._region
-        )
+        if isinstance(backend, MotoBackend):
+            self._storage = BackendStorage(
+                backend.handle,
+                f"127.0.0.1:{server.port}",
+                self._credentials or _MOTO_CREDENTIALS,
+                region=self._region,
+            )
+        else:  # straight to the S3 that outlives us, not through our own port
+            assert self._s3_endpoint_url is not None
+            self._storage = ClientStorage(
+                self._s3_endpoint_url,
+                self._storage_credentials(),
+                http=self._http,
+                region=self._region,
+            )
         for path in {self._output_path, self._failure_path}:
             await self._storage.ensure_bucket(parse_s3_uri(path + "/")[0])
 
@@ -353,24 +365,22 @@ class LocalEndpoint:
             queue.start()
 
     def _storage_credentials(self) -> FrozenCredentials:
-        """What the endpoint signs its own S3 requests with.
+        """What the endpoint signs its requests to an S3 endpoint the user named with.
 
-        Its own credentials when it has them (then they are the only ones it accepts); else,
-        for moto, anything; for an S3 endpoint the user named, the usual environment
-        variables, since that endpoint may check signatures.
+        The usual environment variables, since that endpoint may check signatures; else the
+        endpoint's own credentials (the same pair on both sides), else moto's anything.
         """
-        if self._credentials is not None:
-            return self._credentials
         key = os.environ.get("AWS_ACCESS_KEY_ID")
         secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
-        if self._s3_endpoint_url is not None and key and secret:
+        if key and secret:
             return FrozenCredentials(key, secret, os.environ.get("AWS_SESSION_TOKEN"))
+        if self._credentials is not None:
+            return self._credentials
         return _MOTO_CREDENTIALS
 
     async def aclose(self) -> None:
         """Stop within seconds: no new requests; queued and running ones get a failure
-        object ("endpoint stopped") while the port still serves the store; then the port,
-        then S3. What could not be written in time is logged and reported by ``wait_idle``.
+        object ("endpoint stopped") while the store is still there; then the port, then S3. What could not be written in time is logged and reported by ``wait_idle``.
         """
         if self._state == "closed":
             return
@@ -380,7 +390,7 @@ class LocalEndpoint:
             unfinished[name] = await queue.aclose()
         for queue in self._queues.values():
             await queue.runner.aclose()
-        if self._storage is not None and self._server is not None:
+        if self._storage is not None:
             writes = [
                 self._queues[name].fail_stopped(jobs) for name, jobs in unfinished.items() if jobs
             ]

@@ -164,7 +164,10 @@ class EndpointQueue:
         return self._queue.qsize()
 
     async def _work(self, slot: int) -> None:
+        reserve = getattr(self.runner, "reserve", None)  # worker processes: hold one first
         while not self._closing:
+            if reserve is not None:
+                await reserve()
             job = await self._queue.get()
             self._running[slot] = job
             try:

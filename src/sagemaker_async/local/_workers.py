@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import pickle
@@ -192,8 +193,22 @@ class ProcessRunner:
             return
         self._idle.put_nowait(fresh)
 
+    async def reserve(self) -> None:
+        """Hold an idle worker for the calling queue task's next request.
+
+        The queue calls this before it takes a request, so the time a replacement worker
+        takes to start is never counted against a request's InvocationTimeoutSeconds.
+        """
+        holder = _LEASE.get(None)
+        if holder is None:
+            holder = []
+            _LEASE.set(holder)
+        if not holder:
+            holder.append(await self._idle.get())
+
     async def __call__(self, payload: bytes, attributes: InvocationAttributes) -> Output:
-        worker = await self._idle.get()
+        holder = _LEASE.get(None)  # the run task inherits the queue task's context
+        worker = holder.pop() if holder else await self._idle.get()
         if worker is _BROKEN:
             self._idle.put_nowait(worker)
             raise HandlerError(f"Model error: the handler cannot be loaded: {self._broken}")
@@ -238,3 +253,4 @@ class ProcessRunner:
 
 
 _BROKEN: Any = object()
+_LEASE: contextvars.ContextVar[list[_Worker]] = contextvars.ContextVar("sagemaker_async_lease")
