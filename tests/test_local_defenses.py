@@ -200,7 +200,9 @@ async def test_runtime_paths_without_an_operation_answer_in_the_services_shape(
 
 async def test_odd_s3_requests_are_client_errors_never_500(local: LocalEndpoint) -> None:
     for request in (
-        b"POST /" + local.bucket.encode() + b"/k?nonsense HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+        b"POST /"
+        + local.bucket.encode()
+        + b"/k?nonsense HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
         b"PATCH /x/y HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
     ):
         reader, writer = await _connect(local)

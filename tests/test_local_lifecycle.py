@@ -157,9 +157,8 @@ async def test_a_stop_fails_queued_and_running_requests_in_a_store_that_outlives
 async def test_aclose_fails_what_is_queued_and_running() -> None:
     local = LocalEndpoint({"hang": f"{M}:hangs"}, concurrency=1)
     async with local, client_for(local) as client:
+        # The first reaches the worker (and hangs there), the others wait in the queue.
         accepted = [await client.invoke_endpoint_async("hang", body=b"x") for _ in range(3)]
-        while local.running("hang") == 0:  # the first has reached its worker
-            await asyncio.sleep(0)  # a yield, not a wait: the worker task runs
     await local.wait_idle(1)  # settled: nobody waits for nothing
     assert local.dropped == []
     # moto's store is per process: a second endpoint on the same bucket reads it.

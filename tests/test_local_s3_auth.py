@@ -152,7 +152,7 @@ def test_the_region_in_the_scope_must_be_the_endpoints() -> None:
 
 
 def test_a_body_that_is_not_the_signed_one_is_refused() -> None:
-    method, target, headers, body = botocore_s3()
+    method, target, headers, _ = botocore_s3()
     with pytest.raises(AuthError) as caught:
         s3_verify((method, target, headers, b"FORGED RESULT"))
     assert caught.value.code == "XAmzContentSHA256Mismatch"
@@ -213,7 +213,8 @@ def test_fuzz_any_change_to_a_signed_part_is_refused(
         s3_verify((method, target, headers, body))
     except AuthError:
         return
-    assert part == "target" and target.lower() == wire[1].lower(), (part, method, target)
+    assert part == "target", (part, method, target)
+    assert target.lower() == wire[1].lower(), target
 
 
 # -- end to end, over HTTP ----------------------------------------------------------------------
@@ -269,7 +270,9 @@ async def test_a_body_that_does_not_match_its_declared_hash_is_not_stored() -> N
         S3SigV4Auth(Credentials("AKID", "SECRET"), "s3", "us-east-1").add_auth(request)
         headers = dict(request.headers.items())
         async with httpx.AsyncClient() as http:
-            response = await http.put(local.s3_endpoint_url + path, content=b"FORGED", headers=headers)
+            response = await http.put(
+                local.s3_endpoint_url + path, content=b"FORGED", headers=headers
+            )
             assert response.status_code == 400
             assert b"<Code>XAmzContentSHA256Mismatch</Code>" in response.content
 

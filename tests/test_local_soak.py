@@ -60,7 +60,8 @@ async def test_soak(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": TESTS},
     )  # fmt: skip
     try:
-        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout is not None
+        assert process.stderr is not None
         url = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().split("=", 1)[1]
         url = url.strip()
         finished: set[str] = set()

@@ -9,6 +9,7 @@ everything else is an S3 request (path-style, ``/bucket/key``) passed to the S3 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -17,17 +18,17 @@ import secrets
 import ssl
 import time
 import uuid
-from urllib.parse import unquote
 from collections.abc import Callable, Mapping
 from types import TracebackType
+from urllib.parse import unquote
 
 import certifi
 import httpx
 
+from .._params import MAX_INLINE_BODY
 from .._signing import FrozenCredentials
 from . import _responses
 from ._handlers import ISOLATIONS, Handler, InvocationAttributes, Runner, make_runner
-from .._params import MAX_INLINE_BODY
 from ._http import Admission, BodyRejected, Head, HttpServer, Limits, Request, Response
 from ._queue import (
     DEFAULT_INVOCATION_TIMEOUT_SECONDS,
@@ -35,8 +36,8 @@ from ._queue import (
     EndpointQueue,
     Job,
 )
-from ._s3backend import MotoBackend, ProxyBackend, S3Backend
 from ._s3_auth import S3Verifier
+from ._s3backend import MotoBackend, ProxyBackend, S3Backend
 from ._sigv4_verify import AuthError, SigV4Verifier
 from ._storage import BackendStorage, ClientStorage, Storage, parse_s3_uri
 from ._validation import INVOKE_PATH, InvalidRequest, parse_invocation
@@ -380,7 +381,8 @@ class LocalEndpoint:
 
     async def aclose(self) -> None:
         """Stop within seconds: no new requests; queued and running ones get a failure
-        object ("endpoint stopped") while the store is still there; then the port, then S3. What could not be written in time is logged and reported by ``wait_idle``.
+        object ("endpoint stopped") while the store is still there; then the port, then S3.
+        What could not be written in time is logged and reported by ``wait_idle``.
         """
         if self._state == "closed":
             return
@@ -394,12 +396,10 @@ class LocalEndpoint:
             writes = [
                 self._queues[name].fail_stopped(jobs) for name, jobs in unfinished.items() if jobs
             ]
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(
                     asyncio.gather(*writes, return_exceptions=True), _STOP_WRITE_SECONDS
                 )
-            except asyncio.TimeoutError:
-                pass
         self._report_dropped()
         if self._server is not None:
             await self._server.aclose()

@@ -172,7 +172,7 @@ async def _contained(awaitable: Awaitable[Any]) -> Any:
         raise
     except Exception:
         raise
-    except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt, ...
+    except BaseException as exc:
         raise _base_exception_failure(exc) from None
 
 
@@ -197,9 +197,9 @@ async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         try:
             value: Any = fn(*args)
             ok = True
-        except Exception as exc:  # noqa: BLE001 - the failure object says what it was
+        except Exception as exc:
             value, ok = exc, False
-        except BaseException as exc:  # noqa: BLE001 - contained: it must not end the thread pool or loop
+        except BaseException as exc:
             value, ok = _base_exception_failure(exc), False
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
             loop.call_soon_threadsafe(deliver, ok, value)

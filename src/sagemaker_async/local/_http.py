@@ -322,7 +322,8 @@ class HttpServer:
     ) -> None:
         """Answer before (all of) the body was read; the connection cannot be reused."""
         headers = [*response.headers, ("Connection", "close")]
-        await self._write(conn, writer, head.method, Response(response.status, headers, response.body))
+        answer = Response(response.status, headers, response.body)
+        await self._write(conn, writer, head.method, answer)
 
     async def _refuse(
         self, conn: h11.Connection, writer: asyncio.StreamWriter, response: Response
@@ -415,7 +416,10 @@ class HttpServer:
                     if spool is not None:
                         spool.write(data)
                     elif size > limits.spool_threshold:
-                        spool = tempfile.SpooledTemporaryFile(max_size=limits.spool_threshold)
+                        # Closed by the server once the application has answered.
+                        spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+                            max_size=limits.spool_threshold
+                        )
                         for chunk in chunks:
                             spool.write(chunk)
                         spool.write(data)

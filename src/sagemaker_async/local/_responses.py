@@ -16,11 +16,11 @@ from ._http import Response
 
 __all__ = [
     "SERVICE_NAMESPACE",
-    "s3_error",
     "VALIDATE_NAMESPACE",
     "accepted",
     "error",
     "new_request_id",
+    "s3_error",
 ]
 
 # Coral names the component that rejected the request in the error type's namespace:

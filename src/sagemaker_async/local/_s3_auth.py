@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import quote, unquote_to_bytes
 
-from ._sigv4_verify import ALGORITHM, MAX_SKEW_SECONDS, AuthError, _canonical_query, _parse_authorization
+from ._sigv4_verify import (
+    ALGORITHM,
+    MAX_SKEW_SECONDS,
+    AuthError,
+    _canonical_query,
+    _parse_authorization,
+)
 
 __all__ = ["PayloadCheck", "S3Verifier"]
 
@@ -160,8 +166,7 @@ class PayloadCheck:
             if not hmac.compare_digest(self._hash.hexdigest().encode(), self.declared):
                 raise AuthError(
                     "XAmzContentSHA256Mismatch",
-                    "The provided 'x-amz-content-sha256' header does not match what was "
-                    "computed.",
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
                     status=400,
                 )
             return
@@ -172,7 +177,9 @@ class PayloadCheck:
 
 
 def _incomplete(why: str) -> AuthError:
-    return AuthError("IncompleteBody", f"The request body is not valid aws-chunked: {why}.", status=400)
+    return AuthError(
+        "IncompleteBody", f"The request body is not valid aws-chunked: {why}.", status=400
+    )
 
 
 @dataclass(frozen=True)
@@ -207,7 +214,9 @@ class S3Verifier:
             raise AuthError("AccessDenied", "Access Denied")
         return self._check_header(method, raw_path, raw_query, headers, authorization, now)
 
-    def _check_scope(self, access_key: str, date: str, region: str, service: str, term: str, amz_date: str) -> None:
+    def _check_scope(
+        self, access_key: str, date: str, region: str, service: str, term: str, amz_date: str
+    ) -> None:
         if not hmac.compare_digest(access_key.encode(), self.access_key.encode()):
             raise AuthError(
                 "InvalidAccessKeyId",
@@ -216,8 +225,8 @@ class S3Verifier:
         if service != "s3" or term != "aws4_request":
             raise AuthError(
                 "AuthorizationHeaderMalformed",
-                f"The authorization header is malformed; incorrect service \"{service}\". "
-                "This endpoint belongs to \"s3\".",
+                f'The authorization header is malformed; incorrect service "{service}". '
+                'This endpoint belongs to "s3".',
                 status=400,
             )
         if region != self.region:
@@ -373,7 +382,9 @@ class S3Verifier:
         for item in raw_query.split(b"&"):
             name, _, value = item.partition(b"=")
             if name in params and name.startswith(b"X-Amz-"):
-                raise AuthError("AuthorizationQueryParametersError", f"{name!r} is repeated", status=400)
+                raise AuthError(
+                    "AuthorizationQueryParametersError", f"{name!r} is repeated", status=400
+                )
             params[name] = unquote_to_bytes(value)
             if name != b"X-Amz-Signature":
                 kept.append(item)
@@ -395,7 +406,7 @@ class S3Verifier:
         if params[b"X-Amz-Algorithm"] != ALGORITHM.encode():
             raise AuthError(
                 "AuthorizationQueryParametersError",
-                "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"",
+                'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"',
                 status=400,
             )
         scope_parts = params[b"X-Amz-Credential"].decode("latin-1").split("/")
@@ -441,7 +452,9 @@ class S3Verifier:
         ):
             raise AuthError("SignatureDoesNotMatch", _MISMATCH)
         if payload == STREAMING:
-            raise AuthError("InvalidRequest", "a presigned request cannot be aws-chunked", status=400)
+            raise AuthError(
+                "InvalidRequest", "a presigned request cannot be aws-chunked", status=400
+            )
         return PayloadCheck(payload)
 
     def _check_presigned_v2(

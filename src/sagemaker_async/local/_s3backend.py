@@ -103,7 +103,7 @@ def _environ(request: Request, server_port: int) -> dict[str, Any]:
     environ: dict[str, Any] = {
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
-        "wsgi.input": request.body_file if request.body_file is not None else io.BytesIO(request.body),
+        "wsgi.input": request.body_file or io.BytesIO(request.body),
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,
         "wsgi.multiprocess": False,
@@ -169,7 +169,8 @@ class MotoBackend:
             result: Iterable[bytes] = self._app(environ, start_response)
         except Exception as exc:  # moto could not make sense of the request
             logger.debug("moto failed on %s %s", request.method, request.path, exc_info=True)
-            return s3_error(400, "InvalidRequest", f"The request is not valid: {type(exc).__name__}")
+            message = f"The request is not valid: {type(exc).__name__}"
+            return s3_error(400, "InvalidRequest", message)
         try:
             body = b"".join(result)
         finally:

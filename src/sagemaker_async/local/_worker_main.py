@@ -82,10 +82,7 @@ def _import_error(spec: str, module_name: str, exc: BaseException) -> str:
         return f"handler {spec!r}: cannot import {module_name!r}: {exc}"
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    return (
-        f"handler {spec!r}: importing {module_name!r} raised "
-        f"{type(exc).__name__}: {exc}{where}"
-    )
+    return f"handler {spec!r}: importing {module_name!r} raised {type(exc).__name__}: {exc}{where}"
 
 
 def signature_problem(fn: Any) -> str | None:
@@ -95,7 +92,9 @@ def signature_problem(fn: Any) -> str | None:
     except (TypeError, ValueError):
         return None  # a builtin without a signature: it will tell at the call
     kinds = inspect.Parameter
-    positional = [p for p in parameters if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
+    positional = [
+        p for p in parameters if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)
+    ]
     required = [p for p in positional if p.default is p.empty]
     keyword_required = [
         p.name for p in parameters if p.kind is kinds.KEYWORD_ONLY and p.default is p.empty
@@ -135,7 +134,7 @@ def load(spec: str) -> tuple[Any, str | None]:
         return None, f"handler {spec!r} is not of the form package.module:function"
     try:
         target: Any = importlib.import_module(module_name)
-    except BaseException as exc:  # noqa: BLE001 - any failure is reported as one line
+    except BaseException as exc:
         return None, _import_error(spec, module_name, exc)
     for part in attr_path.split("."):
         try:
@@ -154,7 +153,11 @@ def _to_output(result: Any) -> tuple[Any, ...]:
     content_type: Any = None
     if isinstance(result, tuple):
         if len(result) != 2 or not isinstance(result[1], str):
-            return ("fail", f"Handler returned a tuple that is not (body, content_type): {_RESULT_HINT}", False)
+            return (
+                "fail",
+                f"Handler returned a tuple that is not (body, content_type): {_RESULT_HINT}",
+                False,
+            )
         result, content_type = result
     if isinstance(result, str):
         return ("ok", result.encode("utf-8"), content_type, True)
@@ -201,9 +204,9 @@ def main() -> None:
                     loop = asyncio.new_event_loop()
                 result = loop.run_until_complete(result)
             reply = _to_output(result)
-        except Exception as exc:  # noqa: BLE001 - the failure object says what it was
+        except Exception as exc:
             reply = ("fail", f"Model error: {type(exc).__name__}: {exc}", False)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt, ...
+        except BaseException as exc:
             _send(
                 out,
                 (

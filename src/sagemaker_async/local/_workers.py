@@ -67,7 +67,8 @@ class _Worker:
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
-        assert process.stdin is not None and process.stdout is not None
+        assert process.stdin is not None
+        assert process.stdout is not None
         self._in = process.stdin
         self._out = process.stdout
 
@@ -237,9 +238,7 @@ class ProcessRunner:
                 healthy = True
                 _, body, content_type, is_text = reply
                 default = DEFAULT_TEXT_TYPE if is_text else DEFAULT_BINARY_TYPE
-                return Output(
-                    body, content_type or single_type(attributes.accept) or default
-                )
+                return Output(body, content_type or single_type(attributes.accept) or default)
             _, message, fatal = reply
             healthy = not fatal
             raise HandlerError(message)
