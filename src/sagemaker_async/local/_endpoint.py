@@ -216,6 +216,11 @@ class LocalEndpoint:
         return self._failure_path
 
     @property
+    def region(self) -> str:
+        """The region signatures must be scoped to (when ``credentials`` are checked)."""
+        return self._region
+
+    @property
     def account_id(self) -> str:
         return self._account_id
 

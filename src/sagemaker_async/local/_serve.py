@@ -23,6 +23,7 @@ __all__ = ["DEFAULT_BUCKET", "parse_endpoint_specs", "run_until_signalled", "ser
 
 # The command line serves one process-wide S3 world, so a fixed, guessable bucket is best.
 DEFAULT_BUCKET = "sagemaker-async-local"
+DEFAULT_REGION = "us-east-1"
 
 # Flush each line: whoever reads the exports is usually on the other end of a pipe.
 _print_flushed = functools.partial(builtins.print, flush=True)
@@ -68,6 +69,7 @@ async def serve(
     print: Callable[[str], object] = _print_flushed,
     *,
     s3_endpoint_url: str | None = None,
+    region: str | None = None,
 ) -> None:
     """Serve the named endpoints on 127.0.0.1 until cancelled.
 
@@ -89,6 +91,7 @@ async def serve(
         credentials=credentials,
         port=port or 0,
         bucket=DEFAULT_BUCKET,
+        region=region or DEFAULT_REGION,
     )
     async with local:
         print(f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={local.endpoint_url}")
@@ -101,7 +104,10 @@ async def serve(
                 "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
             )
         else:
-            print("# requests must be signed with the credentials given to --credentials")
+            print(
+                "# every request (SageMaker Runtime and S3) must be signed with the "
+                f"--credentials key, for region {local.region}"
+            )
         print("# Ctrl-C to stop")
         await asyncio.Event().wait()
 
