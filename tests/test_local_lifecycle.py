@@ -166,3 +166,40 @@ async def test_aclose_fails_what_is_queued_and_running() -> None:
         for inv in accepted:
             failure = await s3_request(reader, "GET", inv.failure_location)
             assert (failure.status, failure.body) == (200, STOPPED)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs pidfd_open (Linux)")
+async def test_a_killed_server_takes_its_hung_workers_with_it(tmp_path: Path) -> None:
+    process, url = await _start_serve(
+        tmp_path, "--endpoint", f"hang={M}:hangs", "--concurrency", "1", "--quiet"
+    )
+    try:
+        async with AsyncInferenceClient(
+            REGION, endpoint_url=url, s3_endpoint_url=url, aws_access_key_id=KEY,
+            aws_secret_access_key=SECRET,
+        ) as client:  # fmt: skip
+            await client.invoke_endpoint_async("hang", body=b"x")
+        (worker,) = _children(process.pid)
+        gone = asyncio.Event()
+        fd = os.pidfd_open(worker)
+        loop = asyncio.get_running_loop()
+        loop.add_reader(fd, gone.set)  # readable once the process has ended
+        try:
+            process.kill()
+            await process.wait()
+            await asyncio.wait_for(gone.wait(), 10)
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -166,7 +166,21 @@ def _to_output(result: Any) -> tuple[Any, ...]:
     return ("fail", f"Handler returned {type(result).__name__}: {_RESULT_HINT}", False)
 
 
+def _die_with_the_server() -> None:
+    """On Linux, be killed when the server process dies, even while a handler hangs."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # then a hung worker outlives a killed server; a stopped one still ends it
+
+
 def main() -> None:
+    _die_with_the_server()
     inp = os.fdopen(os.dup(0), "rb")
     out = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_RDONLY)
