@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import tempfile
@@ -90,8 +89,6 @@ class Request(_Parts):
     body_file: IO[bytes] | None = field(default=None, repr=False, compare=False)
     """A large body, spooled (memory up to a threshold, then a temporary file), at 0."""
     body_size: int = 0
-    body_sha256: str = ""
-    """The hex SHA-256 of the body as received (after chunked decoding)."""
 
     def read_body(self) -> bytes:
         """The whole body, for the few routes that need it in memory (they are small)."""
@@ -385,7 +382,6 @@ class HttpServer:
     ) -> Request | None:
         limits = self._limits
         size = 0
-        digest = hashlib.sha256()
         chunks: list[bytes] = []
         spool: IO[bytes] | None = None
         on_body = admission.on_body
@@ -410,7 +406,6 @@ class HttpServer:
                     size += len(data)
                     if size > admission.max_body:
                         raise BodyRejected(admission.too_large)
-                    digest.update(data)
                     if on_body is not None:
                         on_body(data)
                     if spool is not None:
@@ -445,7 +440,6 @@ class HttpServer:
             body=b"".join(chunks),
             body_file=spool,
             body_size=size,
-            body_sha256=digest.hexdigest(),
         )
 
     @staticmethod
