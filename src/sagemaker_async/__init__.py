@@ -2,6 +2,7 @@
 
 from ._client import AsyncInferenceClient
 from ._models import AsyncInvocation, InferenceResult
+from ._notifications import InferenceEvent
 from ._version import __version__
 from .errors import (
     AccessDeniedError,
@@ -22,6 +23,7 @@ __all__ = [
     "AccessDeniedError",
     "AsyncInferenceClient",
     "AsyncInvocation",
+    "InferenceEvent",
     "InferenceFailedError",
     "InferenceResult",
     "InternalFailure",
@@ -38,6 +40,6 @@ __all__ = [
 ]
 
 # Reprs and tracebacks should name the public path, as httpx does.
-for _name in ("AsyncInferenceClient", "AsyncInvocation", "InferenceResult"):
+for _name in ("AsyncInferenceClient", "AsyncInvocation", "InferenceEvent", "InferenceResult"):
     globals()[_name].__module__ = __name__
 del _name

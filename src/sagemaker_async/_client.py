@@ -23,7 +23,13 @@ import httpx
 
 from ._config import resolve_settings
 from ._credentials import CredentialProvider, make_provider
-from ._endpoints import check_custom_endpoint_flags, configured_endpoint_url, resolve_runtime_url
+from ._endpoints import (
+    SQS_ENDPOINT_ENV_VAR,
+    check_custom_endpoint_flags,
+    configured_endpoint_url,
+    resolve_runtime_url,
+)
+from ._listener import DEFAULT_FALLBACK_POLL_INTERVAL, Listener, SqsQueue, check_queue_url
 from ._models import AsyncInvocation, InferenceResult
 from ._objects import S3Objects
 from ._params import InvokeParams, validate_invoke
@@ -119,6 +125,17 @@ class AsyncInferenceClient:
             use_dualstack=use_dualstack_endpoint,
             param="s3_endpoint_url",
         )
+
+        self._sqs_endpoint_url = configured_endpoint_url(
+            None, env, SQS_ENDPOINT_ENV_VAR, param=SQS_ENDPOINT_ENV_VAR
+        )
+        if self._sqs_endpoint_url is not None and (use_fips_endpoint or use_dualstack_endpoint):
+            check_custom_endpoint_flags(
+                self._sqs_endpoint_url,
+                use_fips=use_fips_endpoint,
+                use_dualstack=use_dualstack_endpoint,
+                param=SQS_ENDPOINT_ENV_VAR,
+            )
 
         self._credentials: CredentialProvider = make_provider(
             aws_access_key_id=aws_access_key_id,
@@ -671,6 +688,42 @@ class AsyncInferenceClient:
         self._check_open()
         location = parse_s3_uri(output_location, param="output_location")
         return await self._results.get(location, output_location)
+
+    # == Notifications: listen ==
+
+    def listen(
+        self, queue_url: str, *, fallback_poll_interval: float = DEFAULT_FALLBACK_POLL_INTERVAL
+    ) -> Listener:
+        """Wait on the endpoint's SNS → SQS notifications: ``async with client.listen(url)``.
+
+        ``queue_url`` is an SQS queue subscribed to the endpoint's ``SuccessTopic`` and
+        ``ErrorTopic``. Entering checks the queue (``GetQueueAttributes``: a missing queue or
+        a missing permission is raised there, typed); then one long poll at a time serves
+        every ``listener.wait(invocation)`` and ``async for event in listener``. S3 is still
+        checked every ``fallback_poll_interval`` seconds per wait. SQS requests go to
+        ``AWS_ENDPOINT_URL_SQS`` (then ``AWS_ENDPOINT_URL``) when set, else to the client's
+        region's SQS endpoint, signed and retried like every other call.
+        """
+        self._check_open()
+        queue_url = check_queue_url(queue_url)
+        queue = SqsQueue(
+            self._send,
+            queue_url,
+            region=self._region,
+            endpoint_url=self._sqs_endpoint_url,
+            use_fips=self._use_fips,
+            use_dualstack=self._use_dualstack,
+        )
+        # A long poll must end well within the HTTP read timeout.
+        read_timeout = self._timeout.read if self._timeout.read is not None else 60.0
+        wait_seconds = max(1, min(20, int(read_timeout) - 5))
+        return Listener(
+            queue,
+            self._results,
+            fallback_poll_interval=fallback_poll_interval,
+            wait_seconds=wait_seconds,
+            check_open=self._check_open,
+        )
 
 
 def _parse_runtime_failure(response: httpx.Response) -> ServiceError:

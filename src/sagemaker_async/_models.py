@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 __all__ = ["AsyncInvocation", "InferenceResult"]
 
@@ -15,6 +16,7 @@ class AsyncInvocation:
     output_location: str | None
     failure_location: str | None
     request_id: str | None = None
+    submitted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

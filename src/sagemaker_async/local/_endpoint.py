@@ -34,6 +34,7 @@ from ._queue import (
     EndpointQueue,
     Job,
 )
+from ._notify import Notifier, NotifyingStorage
 from ._s3backend import MotoBackend, ProxyBackend, S3Backend
 from ._sigv4_verify import AuthError, SigV4Verifier
 from ._storage import ClientStorage, Storage, parse_s3_uri
@@ -110,6 +111,8 @@ class LocalEndpoint:
         account_id: str = DEFAULT_ACCOUNT_ID,
         clock: Callable[[], float] = time.monotonic,
         time_scale: float = 1.0,
+        notify: bool = False,
+        include_response: bool = False,
     ) -> None:
         if not endpoints:
             raise ValueError("a LocalEndpoint needs at least one endpoint")
@@ -162,6 +165,20 @@ class LocalEndpoint:
         self._idle.set()
         self._url: str | None = None
         self._state = "new"
+        self._notifier: Notifier | None = None
+        if include_response and not notify:
+            raise ValueError("include_response needs notify=True")
+        if notify:
+            if s3_endpoint_url is not None:
+                raise ValueError(
+                    "notify=True serves moto's SQS beside moto's S3; it cannot be combined "
+                    "with an s3_endpoint_url of your own"
+                )
+            self._notifier = Notifier(
+                account_id=account_id,
+                queue_name=f"sagemaker-async-local-{secrets.token_hex(4)}",
+                include_response=include_response,
+            )
 
     def __repr__(self) -> str:
         return f"LocalEndpoint(endpoints={sorted(self._handlers)!r}, url={self._url!r})"
@@ -178,6 +195,20 @@ class LocalEndpoint:
     @property
     def s3_endpoint_url(self) -> str:
         """The S3 endpoint URL: the same port, path-style."""
+        return self.endpoint_url
+
+    @property
+    def queue_url(self) -> str | None:
+        """The SQS queue the notifications go to (``notify=True``), else ``None``."""
+        if self._notifier is None:
+            return None
+        if self._notifier.queue_url is None:
+            raise RuntimeError("the LocalEndpoint has not been started")
+        return self._notifier.queue_url
+
+    @property
+    def sqs_endpoint_url(self) -> str:
+        """The SQS endpoint URL (``notify=True``): the same port."""
         return self.endpoint_url
 
     @property
@@ -293,6 +324,9 @@ class LocalEndpoint:
         self._storage = ClientStorage(self._url, self._storage_credentials(), http=self._http)
         for path in {self._output_path, self._failure_path}:
             await self._storage.ensure_bucket(parse_s3_uri(path + "/")[0])
+        if self._notifier is not None:
+            self._notifier.start(self._url)
+            self._storage = NotifyingStorage(self._storage, self._notifier)
 
         total = sum(self._concurrency.values())
         self._executor = ThreadPoolExecutor(
@@ -396,6 +430,15 @@ class LocalEndpoint:
             self._output_path, extension, invocation.filename or f"{inference_id}.out"
         )
         failure_location = _join(self._failure_path, extension, f"{inference_id}-error.out")
+        if self._notifier is not None:
+            self._notifier.register(
+                inference_id=inference_id,
+                endpoint_name=invocation.endpoint_name,
+                output_location=output_location,
+                failure_location=failure_location,
+                content_type=invocation.content_type,
+                input_location=invocation.input_location,
+            )
         job = Job(
             attributes=InvocationAttributes(
                 content_type=invocation.content_type,
