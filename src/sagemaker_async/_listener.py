@@ -143,9 +143,8 @@ class SqsQueue:
         base = endpoint_url or resolve_sqs_url(
             region, use_fips=use_fips, use_dualstack=use_dualstack
         )
-        url = httpx.URL(base)
-        if not url.raw_path or url.raw_path == b"":
-            url = url.copy_with(raw_path=b"/")
+        # botocore posts to the endpoint's path, "/" when it has none.
+        url = httpx.URL(base if httpx.URL(base).path not in ("", "/") else base.rstrip("/") + "/")
         self._url = url
         self._host = url.netloc.decode("ascii")
         self._signer = SigV4Signer(region, "sqs")
