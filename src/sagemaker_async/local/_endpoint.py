@@ -28,13 +28,13 @@ from .._signing import FrozenCredentials
 from . import _responses
 from ._handlers import Handler, InvocationAttributes, Runner, make_runner
 from ._http import HttpServer, Request, Response
+from ._notify import Notifier, NotifyingStorage, is_sqs
 from ._queue import (
     DEFAULT_INVOCATION_TIMEOUT_SECONDS,
     DEFAULT_REQUEST_TTL_SECONDS,
     EndpointQueue,
     Job,
 )
-from ._notify import Notifier, NotifyingStorage
 from ._s3backend import MotoBackend, ProxyBackend, S3Backend
 from ._sigv4_verify import AuthError, SigV4Verifier
 from ._storage import ClientStorage, Storage, parse_s3_uri
@@ -396,6 +396,8 @@ class LocalEndpoint:
             if match is not None and not _signed_for_s3(request):
                 return self._invoke(request, match.group(1))
         assert self._backend is not None
+        if self._notifier is not None and is_sqs(request):
+            return await self._notifier.handle_sqs(request, self._backend)
         return await self._backend.handle(request)
 
     def _invoke(self, request: Request, raw_name: str) -> Response:

@@ -15,7 +15,10 @@ not need to know about it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -24,9 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ._http import Request, Response
+from ._s3backend import S3Backend
 from ._storage import Storage
 
-__all__ = ["MAX_INCLUDED_BODY", "Notifier", "NotifyingStorage"]
+__all__ = ["MAX_INCLUDED_BODY", "Notifier", "NotifyingStorage", "is_sqs"]
 
 logger = logging.getLogger("sagemaker_async.local")
 
@@ -83,6 +88,7 @@ class Notifier:
         self._clock = clock
         self._pending: dict[str, _Pending] = {}
         self._backend: Any = None
+        self._changed = asyncio.Event()
         self.queue_url: str | None = None
         self.published = 0
 
@@ -183,6 +189,55 @@ class Notifier:
             logger.warning("local endpoint: could not publish a notification", exc_info=True)
             return
         self.published += 1
+        self._changed.set()
+
+    async def handle_sqs(self, request: Request, backend: S3Backend) -> Response:
+        """An SQS request for moto; long polls are waited out here, on the event loop.
+
+        moto would wait out ``WaitTimeSeconds`` in one of its threads, deaf to a client that
+        went away and holding up shutdown; here the poll is sent with ``WaitTimeSeconds`` 0
+        and repeated when something was published or released (or each second, for messages
+        whose visibility timeout ran out), until messages come or the time is up.
+        """
+        if request.header("x-amz-target") != _RECEIVE_TARGET:
+            response = await backend.handle(request)
+            self._changed.set()  # a release may have made messages visible
+            return response
+        try:
+            document = json.loads(request.body)
+            wait = int(document.get("WaitTimeSeconds") or 0)
+        except (ValueError, TypeError, AttributeError):
+            return await backend.handle(request)
+        if wait <= 0:
+            return await backend.handle(request)
+        document["WaitTimeSeconds"] = 0
+        once = dataclasses.replace(request, body=json.dumps(document).encode())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait, 20)
+        while True:
+            self._changed.clear()
+            response = await backend.handle(once)
+            remaining = deadline - loop.time()
+            if response.status != 200 or remaining <= 0 or _has_messages(response.body):
+                return response
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(1.0, remaining))
+
+
+_RECEIVE_TARGET = b"AmazonSQS.ReceiveMessage"
+
+
+def is_sqs(request: Request) -> bool:
+    target = request.header("x-amz-target")
+    return target is not None and target.startswith(b"AmazonSQS.")
+
+
+def _has_messages(body: bytes) -> bool:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return True  # not ours to judge: hand it back
+    return not isinstance(document, dict) or bool(document.get("Messages"))
 
 
 class NotifyingStorage:
