@@ -205,11 +205,24 @@ class _Waiter:
             return False
         if event.succeeded:
             return event.output_location == self.invocation.output_location
-        return (
-            event.failure_location is None
-            or self.invocation.failure_location is None
-            or event.failure_location == self.invocation.failure_location
-        )
+        if event.failure_location is not None and self.invocation.failure_location is not None:
+            return event.failure_location == self.invocation.failure_location
+        return event.inference_id == self.invocation.inference_id
+
+    def filed_under(self) -> list[str]:
+        """Where the listener files it: by inference id and by the objects it waits on
+        (an invocation named only by its locations has no real id to go by)."""
+        invocation = self.invocation
+        keys = [f"id:{invocation.inference_id}", f"at:{invocation.output_location}"]
+        if invocation.failure_location is not None:
+            keys.append(f"at:{invocation.failure_location}")
+        return keys
+
+
+def _event_keys(event: InferenceEvent) -> list[str]:
+    keys = [f"id:{event.inference_id}"]
+    keys += [f"at:{at}" for at in (event.output_location, event.failure_location) if at]
+    return keys
 
 
 @dataclass(slots=True)
@@ -388,7 +401,8 @@ class Listener:
         self._held[message.message_id] = held
 
     def _deliver(self, event: InferenceEvent, message: SqsMessage) -> bool:
-        waiters = [w for w in self._waiters.get(event.inference_id, ()) if w.accepts(event)]
+        candidates = {id(w): w for key in _event_keys(event) for w in self._waiters.get(key, ())}
+        waiters = [w for w in candidates.values() if w.accepts(event)]
         if waiters:
             for waiter in waiters:
                 waiter.event = event
@@ -512,23 +526,24 @@ class Listener:
             self._unregister(waiter)
 
     def _register(self, waiter: _Waiter) -> None:
-        inference_id = waiter.invocation.inference_id
-        self._waiters.setdefault(inference_id, []).append(waiter)
+        for key in waiter.filed_under():
+            self._waiters.setdefault(key, []).append(waiter)
         for message_id, held in list(self._held.items()):
-            if held.event.inference_id == inference_id and waiter.accepts(held.event):
+            if waiter.accepts(held.event):
                 del self._held[message_id]
                 if held.timer is not None:
                     held.timer.cancel()
                 self._deliver(held.event, held.message)
 
     def _unregister(self, waiter: _Waiter) -> None:
-        waiters = self._waiters.get(waiter.invocation.inference_id)
-        if waiters is None:
-            return
-        with contextlib.suppress(ValueError):
-            waiters.remove(waiter)
-        if not waiters:
-            del self._waiters[waiter.invocation.inference_id]
+        for key in waiter.filed_under():
+            waiters = self._waiters.get(key)
+            if waiters is None:
+                continue
+            with contextlib.suppress(ValueError):
+                waiters.remove(waiter)
+            if not waiters:
+                del self._waiters[key]
 
     async def _check_s3(self, invocation: AsyncInvocation) -> InferenceResult | None:
         try:

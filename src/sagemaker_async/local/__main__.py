@@ -47,6 +47,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--s3-endpoint-url", metavar="URL", help="use this S3 endpoint instead of moto's"
     )
+    run.add_argument(
+        "--notify",
+        action="store_true",
+        help="also serve SQS on the port and put SageMaker's notification (SNS-wrapped) on "
+        "a queue after each output or failure",
+    )
+    run.add_argument(
+        "--include-response",
+        action="store_true",
+        help="with --notify: include responses of at most 128 KB in the notifications",
+    )
     run.add_argument("--quiet", action="store_true", help="do not log each invocation")
     return parser
 
@@ -61,6 +72,8 @@ async def _serve_until_signalled(args: argparse.Namespace) -> int:
             failure_path=args.failure_path,
             credentials=args.credentials,
             s3_endpoint_url=args.s3_endpoint_url,
+            notify=args.notify,
+            include_response=args.include_response,
         )
     )
 
