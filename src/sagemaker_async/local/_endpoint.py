@@ -28,7 +28,7 @@ from .._signing import FrozenCredentials
 from . import _responses
 from ._handlers import Handler, InvocationAttributes, Runner, make_runner
 from ._http import HttpServer, Request, Response
-from ._notify import Notifier, NotifyingStorage, is_sqs
+from ._notify import Notifier, NotifyingStorage, is_long_poll, is_sqs
 from ._queue import (
     DEFAULT_INVOCATION_TIMEOUT_SECONDS,
     DEFAULT_REQUEST_TTL_SECONDS,
@@ -312,7 +312,12 @@ class LocalEndpoint:
         self._backend = backend
         await backend.start()
 
-        server = HttpServer(self._handle, host=self._host, port=self._port)
+        server = HttpServer(
+            self._handle,
+            host=self._host,
+            port=self._port,
+            cancel_if_gone=None if self._notifier is None else is_long_poll,
+        )
         await server.start()
         self._server = server
         host = f"[{self._host}]" if ":" in self._host else self._host

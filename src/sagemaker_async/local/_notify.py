@@ -31,7 +31,7 @@ from ._http import Request, Response
 from ._s3backend import S3Backend
 from ._storage import Storage
 
-__all__ = ["MAX_INCLUDED_BODY", "Notifier", "NotifyingStorage", "is_sqs"]
+__all__ = ["MAX_INCLUDED_BODY", "Notifier", "NotifyingStorage", "is_long_poll", "is_sqs"]
 
 logger = logging.getLogger("sagemaker_async.local")
 
@@ -230,6 +230,11 @@ _RECEIVE_TARGET = b"AmazonSQS.ReceiveMessage"
 def is_sqs(request: Request) -> bool:
     target = request.header("x-amz-target")
     return target is not None and target.startswith(b"AmazonSQS.")
+
+
+def is_long_poll(request: Request) -> bool:
+    """ReceiveMessage: answered only after waiting, so abandoned if the client goes away."""
+    return request.header("x-amz-target") == _RECEIVE_TARGET
 
 
 def _has_messages(body: bytes) -> bool:
