@@ -85,6 +85,7 @@ logger = logging.getLogger("sagemaker_async")
 DEFAULT_FALLBACK_POLL_INTERVAL = 60.0
 VISIBILITY_TIMEOUT = 30  # seconds a received message stays ours before SQS shows it again
 HOLD_SECONDS = 2.0  # how long a message nobody here expects is held before its release
+GATHER_SECONDS = 0.1  # pause after a partial batch, so the next receive takes more at once
 _MEMORY = 10_000  # delivered notifications remembered to recognise duplicates
 _FOREIGN_MEMORY = 1024
 _MAX_TROUBLE_BACKOFF = 20.0
@@ -254,6 +255,7 @@ class Listener:
         self._check_open = check_open
         # Seams for tests.
         self._hold_seconds = HOLD_SECONDS
+        self._gather_seconds = GATHER_SECONDS
         self._visibility_timeout = VISIBILITY_TIMEOUT
         self._clock: Callable[[], float] = time.monotonic
         self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
@@ -365,6 +367,11 @@ class Listener:
             failures = 0
             for message in messages:
                 self._on_message(message)
+            if 0 < len(messages) < MAX_BATCH and self._gather_seconds:
+                # Results are trickling in: let a few more gather, so one receive (and one
+                # delete) serves ten of them rather than one; a tenth of a second of latency
+                # for a tenth of the requests. A full batch or an empty poll goes on at once.
+                await self._sleep(self._gather_seconds)
 
     def _set_degraded(self, degraded: bool) -> None:
         self._degraded = degraded
