@@ -1,8 +1,8 @@
-"""Where requests go: SageMaker Runtime and S3 endpoints, resolved without botocore.
+"""Where requests go: SageMaker Runtime, S3 and SQS endpoints, resolved without botocore.
 
 botocore finds an endpoint at run time: it imports a quarter of a second of modules, reads
 an older endpoint table (endpoints.json, 1.2 MB) and interprets a JSON rule set per service.
-For our two services the answer boils down to a table of partitions (which regions belong
+For our services the answer boils down to a table of partitions (which regions belong
 where, which DNS suffixes they use) and a few special cases:
 
 - SageMaker Runtime has two FIPS host shapes (``runtime-fips.sagemaker.{r}`` in ``aws``,
