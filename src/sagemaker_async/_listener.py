@@ -577,10 +577,10 @@ class Listener:
             text = event.body.decode("utf-8", errors="replace")
         elif invocation.failure_location is not None:
             try:
-                body, _ = await self._results.objects.get_object(
-                    parse_s3_uri(invocation.failure_location)
+                failure = await self._results.get(
+                    parse_s3_uri(invocation.failure_location), invocation.failure_location
                 )
-                text = body.decode("utf-8", errors="replace")
+                text = failure.body.decode("utf-8", errors="replace")
             except AccessDeniedError:
                 raise
             except SageMakerAsyncError as exc:

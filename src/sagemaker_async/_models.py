@@ -16,6 +16,7 @@ class AsyncInvocation:
     output_location: str | None
     failure_location: str | None
     request_id: str | None = None
+    # The service's Date on the 202 (aware UTC): objects older than it are a previous run's.
     submitted_at: datetime | None = None
 
 
