@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -232,3 +234,15 @@ def test_sqs_errors_are_typed(
     error = parse_sqs_error(status, headers, body)
     assert type(error) is cls
     assert error.code == code
+
+
+def test_inference_event_is_public_and_imported_only_when_needed() -> None:
+    code = (
+        "import sys, sagemaker_async\n"
+        "assert 'sagemaker_async._notifications' not in sys.modules\n"
+        "assert 'sagemaker_async._listener' not in sys.modules\n"
+        "from sagemaker_async import InferenceEvent\n"
+        "assert InferenceEvent.__module__ == 'sagemaker_async'\n"
+        "assert 'InferenceEvent' in sagemaker_async.__all__\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,8 +1,9 @@
 """sagemaker-async: an asyncio-native client for Amazon SageMaker Asynchronous Inference."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._client import AsyncInferenceClient
 from ._models import AsyncInvocation, InferenceResult
-from ._notifications import InferenceEvent
 from ._version import __version__
 from .errors import (
     AccessDeniedError,
@@ -40,6 +41,20 @@ __all__ = [
 ]
 
 # Reprs and tracebacks should name the public path, as httpx does.
-for _name in ("AsyncInferenceClient", "AsyncInvocation", "InferenceEvent", "InferenceResult"):
+if TYPE_CHECKING:
+    from ._notifications import InferenceEvent
+
+for _name in ("AsyncInferenceClient", "AsyncInvocation", "InferenceResult"):
     globals()[_name].__module__ = __name__
 del _name
+
+
+def __getattr__(name: str) -> Any:
+    # Notifications are imported when first used: most programs never listen.
+    if name == "InferenceEvent":
+        from ._notifications import InferenceEvent
+
+        InferenceEvent.__module__ = __name__
+        globals()[name] = InferenceEvent
+        return InferenceEvent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

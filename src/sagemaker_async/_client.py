@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -29,7 +29,6 @@ from ._endpoints import (
     configured_endpoint_url,
     resolve_runtime_url,
 )
-from ._listener import DEFAULT_FALLBACK_POLL_INTERVAL, Listener, SqsQueue, check_queue_url
 from ._models import AsyncInvocation, InferenceResult
 from ._objects import S3Objects
 from ._params import InvokeParams, validate_invoke
@@ -42,6 +41,9 @@ from ._transport import LeanTransport, proxy_configured
 from ._uploads import Payload, prepare_upload, read_small
 from ._version import __version__
 from .errors import ParamValidationError, ServiceError, TransportError
+
+if TYPE_CHECKING:
+    from ._listener import Listener
 
 __all__ = ["AsyncInferenceClient"]
 
@@ -691,9 +693,7 @@ class AsyncInferenceClient:
 
     # == Notifications: listen ==
 
-    def listen(
-        self, queue_url: str, *, fallback_poll_interval: float = DEFAULT_FALLBACK_POLL_INTERVAL
-    ) -> Listener:
+    def listen(self, queue_url: str, *, fallback_poll_interval: float = 60.0) -> Listener:
         """Wait on the endpoint's SNS → SQS notifications: ``async with client.listen(url)``.
 
         ``queue_url`` is an SQS queue subscribed to the endpoint's ``SuccessTopic`` and
@@ -704,6 +704,8 @@ class AsyncInferenceClient:
         ``AWS_ENDPOINT_URL_SQS`` (then ``AWS_ENDPOINT_URL``) when set, else to the client's
         region's SQS endpoint, signed and retried like every other call.
         """
+        from ._listener import Listener, SqsQueue, check_queue_url  # only for who listens
+
         self._check_open()
         queue_url = check_queue_url(queue_url)
         queue = SqsQueue(
