@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from helpers import FAILURE, OUTPUT, make_client, new_router
-from sagemaker_async import AsyncInvocation, InferenceFailedError
+from sagemaker_async import AsyncInvocation, InferenceFailedError, ParamValidationError
 
 SQS_URL = "https://sqs.us-east-1.amazonaws.com/"
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/results"
@@ -227,3 +227,32 @@ async def test_a_failure_notification_with_the_body_included_needs_no_s3() -> No
     async with client, client.listen(QUEUE) as listener:
         with pytest.raises(InferenceFailedError, match="bad input"):
             await listener.wait(INVOCATION, timeout=WAIT)
+
+
+def test_sqs_endpoint_from_the_environment_as_botocore_finds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def sqs_url() -> str:
+        client, _ = make_client(new_router())
+        return str(client.listen(QUEUE)._queue._url)
+
+    assert sqs_url() == SQS_URL
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert sqs_url() == "http://127.0.0.1:4566/"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9324/")
+    assert sqs_url() == "http://127.0.0.1:9324/"
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    assert sqs_url() == SQS_URL
+
+
+def test_a_bad_sqs_endpoint_variable_fails_listen_not_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "ftp://queue")
+    client, _ = make_client(new_router())  # a client that never listens is not refused
+    with pytest.raises(ParamValidationError, match="AWS_ENDPOINT_URL_SQS"):
+        client.listen(QUEUE)
+    fips, _ = make_client(new_router(), use_fips_endpoint=True)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9324")
+    with pytest.raises(ParamValidationError, match="FIPS"):
+        fips.listen(QUEUE)

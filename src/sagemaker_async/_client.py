@@ -128,16 +128,10 @@ class AsyncInferenceClient:
             param="s3_endpoint_url",
         )
 
-        self._sqs_endpoint_url = configured_endpoint_url(
-            None, env, SQS_ENDPOINT_ENV_VAR, param=SQS_ENDPOINT_ENV_VAR
-        )
-        if self._sqs_endpoint_url is not None and (use_fips_endpoint or use_dualstack_endpoint):
-            check_custom_endpoint_flags(
-                self._sqs_endpoint_url,
-                use_fips=use_fips_endpoint,
-                use_dualstack=use_dualstack_endpoint,
-                param=SQS_ENDPOINT_ENV_VAR,
-            )
+        # SQS is resolved by listen(), as botocore resolves it when an SQS client is made: a
+        # client that never listens is not refused for an SQS setting it would not use.
+        self._env = env
+        self._explicit_flags = (use_fips_endpoint, use_dualstack_endpoint)
 
         self._credentials: CredentialProvider = make_provider(
             aws_access_key_id=aws_access_key_id,
@@ -708,11 +702,18 @@ class AsyncInferenceClient:
 
         self._check_open()
         queue_url = check_queue_url(queue_url)
+        endpoint_url = configured_endpoint_url(
+            None, self._env, SQS_ENDPOINT_ENV_VAR, param=SQS_ENDPOINT_ENV_VAR
+        )
+        use_fips, use_dualstack = self._explicit_flags
+        check_custom_endpoint_flags(
+            endpoint_url, use_fips=use_fips, use_dualstack=use_dualstack, param=SQS_ENDPOINT_ENV_VAR
+        )
         queue = SqsQueue(
             self._send,
             queue_url,
             region=self._region,
-            endpoint_url=self._sqs_endpoint_url,
+            endpoint_url=endpoint_url,
             use_fips=self._use_fips,
             use_dualstack=self._use_dualstack,
         )
