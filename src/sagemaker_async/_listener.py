@@ -90,6 +90,7 @@ _MEMORY = 10_000  # delivered notifications remembered to recognise duplicates
 _FOREIGN_MEMORY = 1024
 _MAX_TROUBLE_BACKOFF = 20.0
 # Transient S3 trouble during a fallback check does not end a wait; the next check retries.
+_JITTER = 0.2
 _TRANSIENT = (TransportError, ThrottlingError, InternalFailure, ServiceUnavailable)
 
 
@@ -501,7 +502,8 @@ class Listener:
         self._register(waiter)
         schedule = iter(PollSchedule(DEFAULT_POLL_INTERVAL, rng=self._random))
         try:
-            next_check = self._clock() + self._fallback
+            # Jittered, so thousands of waits started together do not check S3 in one burst.
+            next_check = self._clock() + self._fallback * (1.0 - _JITTER * self._random())
             while True:
                 if waiter.event is not None:
                     return await self._outcome(invocation, waiter.event)
