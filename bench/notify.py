@@ -1,18 +1,20 @@
 """Waiting on results: S3 polling against SNS → SQS notifications, on the local endpoint.
 
-Many invocations are put in flight at once on a local endpoint with ``notify=True``; each
-one's model answers at its own moment, spread evenly over ``--spread`` seconds, so outputs
-appear over time as on a busy endpoint. The same workload is then waited for twice, in the
-same process:
+The local endpoint runs in its own process (``local serve --notify``) with a model that
+answers when its payload says, so the answers of many invocations in flight appear evenly
+over ``--spread`` seconds, as on a busy endpoint. The same workload runs three times, a
+fresh endpoint each time:
 
 - ``s3-polling``: ``client.wait_for_result`` per invocation (HEAD polling with backoff);
-- ``notifications``: ``listener.wait`` per invocation on one ``client.listen`` listener.
+- ``notifications``: ``listener.wait`` per invocation on one ``client.listen`` listener,
+  each result then read with one GET;
+- ``notifications + bodies``: the same, the endpoint including responses in the
+  notifications (``IncludeInferenceResponseIn``), so no GET.
 
-Measured while waiting (after the last invocation was accepted): the requests the client
-sent (counted at its send seam, by method or SQS operation), and for each invocation the
-time from its output object being written (timestamped by the endpoint right after the
-write) to its wait returning: p50, p99 and max. Written to ``bench/results/notify.md`` and
-``notify.json``.
+Measured: the requests the client sent other than the invocations themselves (counted at
+its send seam, by method or SQS operation), and for each invocation the time from its model
+answering (the answer carries the time; the output object is written right after) to its
+wait returning: p50, p99 and max. Written to ``bench/results/notify.md`` and ``notify.json``.
 
     make bench-notify                                  # 10,000 invocations over 60 s
     make bench-notify BENCH_ARGS="--invocations 200 --spread 3"   # a smoke run
@@ -32,7 +34,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "bench" / "results"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -43,94 +46,93 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+async def start_endpoint(invocations: int, include_response: bool) -> tuple[Any, dict[str, str]]:
+    """``local serve --notify`` in its own process; returns it and its export lines."""
+    args = [
+        sys.executable, "-m", "sagemaker_async.local", "serve",
+        "--endpoint", "bench=bench.notify_model:answer_at",
+        "--concurrency", str(invocations), "--notify", "--quiet",
+    ]  # fmt: skip
+    if include_response:
+        args.append("--include-response")
+    process = await asyncio.create_subprocess_exec(
+        *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE, env=dict(os.environ)
+    )
+    assert process.stdout is not None
+    exports: dict[str, str] = {}
+    while "SAGEMAKER_ASYNC_QUEUE_URL" not in exports:
+        line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        if not line:
+            raise RuntimeError("the local endpoint did not start")
+        if line.startswith("export ") and "=" in line:
+            name, _, value = line.removeprefix("export ").strip().partition("=")
+            exports[name] = value
+    return process, exports
+
+
 async def run_mode(
     mode: str, invocations: int, spread: float, *, include_response: bool = False
 ) -> dict[str, Any]:
     from sagemaker_async import AsyncInferenceClient
-    from sagemaker_async.local import LocalEndpoint
 
-    start_at: list[float] = [0.0]
-
-    async def model(payload: bytes) -> bytes:
-        # The payload says when (seconds after the workload started) to answer.
-        await asyncio.sleep(max(0.0, start_at[0] + float(payload) - time.monotonic()))
-        return b"done " + payload
-
-    async with LocalEndpoint(
-        {"bench": model},
-        notify=True,
-        include_response=include_response,
-        concurrency=invocations,
-        bucket="sagemaker-async-bench",
-    ) as local:
-        assert local._notifier is not None
-        written: dict[str, float] = {}
-        announce = local._notifier.written
-
-        def stamp(uri: str, data: bytes, content_type: str) -> None:
-            written[uri] = time.monotonic()
-            announce(uri, data, content_type)
-
-        local._notifier.written = stamp  # type: ignore[method-assign]
-        os.environ["AWS_ENDPOINT_URL_SQS"] = local.endpoint_url
+    process, exports = await start_endpoint(invocations, include_response)
+    url = exports["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]
+    os.environ["AWS_ENDPOINT_URL_SQS"] = exports["AWS_ENDPOINT_URL_SQS"]
+    try:
         async with AsyncInferenceClient(
             "us-east-1",
-            endpoint_url=local.endpoint_url,
-            s3_endpoint_url=local.s3_endpoint_url,
+            endpoint_url=url,
+            s3_endpoint_url=exports["AWS_ENDPOINT_URL_S3"],
             aws_access_key_id="bench",
             aws_secret_access_key="bench-secret",
         ) as client:
             counts: Counter[str] = Counter()
-            counting = [False]
             send_once = client._send_once
 
             async def counted(request: Any) -> Any:
-                if counting[0]:
-                    target = request.headers.get("x-amz-target")
-                    counts[target.split(".")[-1] if target else request.method] += 1
+                target = request.headers.get("x-amz-target")
+                counts[target.split(".")[-1] if target else request.method] += 1
                 return await send_once(request)
 
             client._send_once = counted  # type: ignore[method-assign]
-            listener = None if mode == "s3-polling" else client.listen(local.queue_url)  # type: ignore[arg-type]
-            if listener is not None:
+            listener = None
+            if mode != "s3-polling":
+                listener = client.listen(exports["SAGEMAKER_ASYNC_QUEUE_URL"])
                 await listener.__aenter__()
             try:
-                start_at[0] = time.monotonic() + 1.0  # answers begin a second from now
+                # Every answer is due between 2 s and 2 s + spread from now: by then every
+                # invocation is in flight and waited for.
+                start = time.time() + 2.0
                 step = spread / max(1, invocations - 1)
-                submitted = await asyncio.gather(
-                    *(
-                        client.invoke_endpoint_async(
-                            "bench",
-                            body=f"{1.0 + i * step:.6f}".encode(),
-                            content_type="text/plain",
-                        )
-                        for i in range(invocations)
-                    )
-                )
-                counting[0] = True
-                returned: dict[str, float] = {}
+                latencies: list[float] = []
 
-                async def wait(invocation: Any) -> None:
+                async def one(i: int) -> None:
+                    invocation = await client.invoke_endpoint_async(
+                        "bench", body=f"{start + i * step:.6f}".encode(), content_type="text/plain"
+                    )
                     if listener is not None:
-                        await listener.wait(invocation, timeout=spread + 120)
+                        result = await listener.wait(invocation, timeout=spread + 300)
                     else:
-                        await client.wait_for_result(invocation, timeout=spread + 120)
-                    returned[invocation.output_location] = time.monotonic()
+                        result = await client.wait_for_result(invocation, timeout=spread + 300)
+                    latencies.append(time.time() - float(result.body))
 
                 began = time.monotonic()
-                await asyncio.gather(*(wait(i) for i in submitted))
+                await asyncio.gather(*(one(i) for i in range(invocations)))
                 elapsed = time.monotonic() - began
-                counting[0] = False
             finally:
                 if listener is not None:
                     await listener.__aexit__(None, None, None)
+    finally:
         del os.environ["AWS_ENDPOINT_URL_SQS"]
-    latencies = [returned[uri] - written[uri] for uri in returned]
+        process.terminate()
+        await process.wait()
+    invokes = counts.pop("POST", 0)  # InvokeEndpointAsync: the same in every mode
     return {
         "mode": mode,
         "invocations": invocations,
         "spread_s": spread,
-        "wait_phase_s": round(elapsed, 3),
+        "run_s": round(elapsed, 3),
+        "invokes": invokes,
         "requests": sum(counts.values()),
         "requests_by_kind": dict(sorted(counts.items())),
         "latency_p50_s": round(percentile(latencies, 0.50), 4),
@@ -143,7 +145,7 @@ async def run_mode(
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| waiting by | invocations | outputs over | requests while waiting | per invocation "
-        "| output → wait returned p50 | p99 | max |",
+        "| answer → wait returned p50 | p99 | max |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
