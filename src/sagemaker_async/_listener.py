@@ -264,7 +264,8 @@ class Listener:
 
         self._state = "new"
         self._waiters: dict[str, list[_Waiter]] = {}
-        self._held: dict[str, _Held] = {}
+        self._held: dict[str, _Held] = {}  # by message id
+        self._held_under: dict[str, set[str]] = {}  # event key -> ids of held messages
         self._delivered: OrderedDict[tuple[str, str, bool], None] = OrderedDict()
         self._foreign_logged: set[str] = set()
         self._to_delete: list[str] = []
@@ -310,11 +311,10 @@ class Listener:
         if poller is not None:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
-        for held in self._held.values():
-            if held.timer is not None:
-                held.timer.cancel()
+        for message_id in list(self._held):
+            held = self._unhold(message_id)
+            assert held is not None
             self._to_release.append(held.message.receipt_handle)
-        self._held.clear()
         while not self._events.empty():
             _, message = self._events.get_nowait()
             if message is not _CLOSED:
@@ -397,9 +397,7 @@ class Listener:
         if _key(event) in self._delivered:
             self._delete(message)  # a duplicate of what was delivered already
             return
-        previous = self._held.pop(message.message_id, None)
-        if previous is not None and previous.timer is not None:
-            previous.timer.cancel()  # received again: the new receipt handle is the valid one
+        self._unhold(message.message_id)  # received again: the new receipt handle counts
         if self._deliver(event, message):
             return
         held = _Held(message, event)
@@ -407,6 +405,23 @@ class Listener:
             self._hold_seconds, self._expire, message.message_id, message.receipt_handle
         )
         self._held[message.message_id] = held
+        for key in _event_keys(event):
+            self._held_under.setdefault(key, set()).add(message.message_id)
+
+    def _unhold(self, message_id: str) -> _Held | None:
+        """Take a held message back (its timer stopped), or None."""
+        held = self._held.pop(message_id, None)
+        if held is None:
+            return None
+        if held.timer is not None:
+            held.timer.cancel()
+        for key in _event_keys(held.event):
+            ids = self._held_under.get(key)
+            if ids is not None:
+                ids.discard(message_id)
+                if not ids:
+                    del self._held_under[key]
+        return held
 
     def _deliver(self, event: InferenceEvent, message: SqsMessage) -> bool:
         candidates = {id(w): w for key in _event_keys(event) for w in self._waiters.get(key, ())}
@@ -426,7 +441,7 @@ class Listener:
     def _expire(self, message_id: str, receipt_handle: str) -> None:
         held = self._held.get(message_id)
         if held is not None and held.message.receipt_handle == receipt_handle:
-            del self._held[message_id]
+            self._unhold(message_id)
             self._release(held.message)
 
     def _remember(self, event: InferenceEvent) -> None:
@@ -537,11 +552,13 @@ class Listener:
     def _register(self, waiter: _Waiter) -> None:
         for key in waiter.filed_under():
             self._waiters.setdefault(key, []).append(waiter)
-        for message_id, held in list(self._held.items()):
+        # Only held messages filed under one of its keys can be its (an index, not a scan:
+        # thousands of waits may register while thousands of messages are held).
+        message_ids = {m for key in waiter.filed_under() for m in self._held_under.get(key, ())}
+        for message_id in message_ids:
+            held = self._held[message_id]
             if waiter.accepts(held.event):
-                del self._held[message_id]
-                if held.timer is not None:
-                    held.timer.cancel()
+                self._unhold(message_id)
                 self._deliver(held.event, held.message)
 
     def _unregister(self, waiter: _Waiter) -> None:
@@ -600,10 +617,9 @@ class Listener:
         if self._state != "open":
             raise RuntimeError("iterate the listener inside 'async with client.listen(...)'")
         self._iterators += 1
-        for message_id, held in list(self._held.items()):
-            del self._held[message_id]
-            if held.timer is not None:
-                held.timer.cancel()
+        for message_id in list(self._held):
+            held = self._unhold(message_id)
+            assert held is not None
             self._events.put_nowait((held.event, held.message))
         try:
             while True:
