@@ -3,7 +3,8 @@
 from typing import TYPE_CHECKING, Any
 
 from ._client import AsyncInferenceClient
-from ._models import AsyncInvocation, InferenceResult
+from ._models import AsyncInvocation, DownloadedResult, InferenceResult
+from ._streams import ResultStream
 from ._version import __version__
 from .errors import (
     AccessDeniedError,
@@ -11,6 +12,7 @@ from .errors import (
     InternalFailure,
     NoCredentialsError,
     ParamValidationError,
+    ResultTooLargeError,
     SageMakerAsyncError,
     ServiceError,
     ServiceUnavailable,
@@ -24,12 +26,15 @@ __all__ = [
     "AccessDeniedError",
     "AsyncInferenceClient",
     "AsyncInvocation",
+    "DownloadedResult",
     "InferenceEvent",
     "InferenceFailedError",
     "InferenceResult",
     "InternalFailure",
     "NoCredentialsError",
     "ParamValidationError",
+    "ResultStream",
+    "ResultTooLargeError",
     "SageMakerAsyncError",
     "ServiceError",
     "ServiceUnavailable",
@@ -44,7 +49,13 @@ __all__ = [
 if TYPE_CHECKING:
     from ._notifications import InferenceEvent
 
-for _name in ("AsyncInferenceClient", "AsyncInvocation", "InferenceResult"):
+for _name in (
+    "AsyncInferenceClient",
+    "AsyncInvocation",
+    "DownloadedResult",
+    "InferenceResult",
+    "ResultStream",
+):
     globals()[_name].__module__ = __name__
 del _name
 

@@ -48,6 +48,7 @@ from ._results import (
     ResultWaiter,
     _timeout,
     check_wait_arguments,
+    is_weather,
     locations_of,
 )
 from ._s3 import parse_s3_uri
@@ -69,13 +70,9 @@ from ._sqs import (
 from .errors import (
     AccessDeniedError,
     InferenceFailedError,
-    InternalFailure,
     ParamValidationError,
     SageMakerAsyncError,
     ServiceError,
-    ServiceUnavailable,
-    ThrottlingError,
-    TransportError,
 )
 
 __all__ = ["DEFAULT_FALLBACK_POLL_INTERVAL", "Listener", "SqsQueue", "check_queue_url"]
@@ -89,9 +86,7 @@ GATHER_SECONDS = 0.1  # pause after a partial batch, so the next receive takes m
 _MEMORY = 10_000  # delivered notifications remembered to recognise duplicates
 _FOREIGN_MEMORY = 1024
 _MAX_TROUBLE_BACKOFF = 20.0
-# Transient S3 trouble during a fallback check does not end a wait; the next check retries.
 _JITTER = 0.2
-_TRANSIENT = (TransportError, ThrottlingError, InternalFailure, ServiceUnavailable)
 
 
 def check_queue_url(queue_url: object) -> str:
@@ -574,7 +569,9 @@ class Listener:
     async def _check_s3(self, invocation: AsyncInvocation) -> InferenceResult | None:
         try:
             return await self._results.poll(invocation)
-        except _TRANSIENT as exc:
+        except SageMakerAsyncError as exc:
+            if not is_weather(exc):  # a 403, another 4xx, the failure itself: the outcome
+                raise
             logger.info(
                 "S3 check for inference %s failed (%s); trying again later",
                 invocation.inference_id,

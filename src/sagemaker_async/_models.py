@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
-__all__ = ["AsyncInvocation", "InferenceResult"]
+__all__ = ["AsyncInvocation", "DownloadedResult", "InferenceResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,22 @@ class InferenceResult:
     body: bytes = field(repr=False)
     location: str
     content_type: str | None = None
+    # Reported, never decoded: the body is exactly the stored object.
+    content_encoding: str | None = None
 
     def __repr__(self) -> str:
         # The body may be large or sensitive: show its size, not its bytes.
         return (
             f"InferenceResult(location={self.location!r}, content_type={self.content_type!r}, "
-            f"body=<{len(self.body)} bytes>)"
+            f"content_encoding={self.content_encoding!r}, body=<{len(self.body)} bytes>)"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadedResult:
+    """An output written to a local file by ``download_result``."""
+
+    path: Path
+    location: str
+    content_type: str | None
+    size: int
