@@ -404,3 +404,44 @@ async def test_bad_arguments_before_any_io() -> None:
     with pytest.raises(ParamValidationError):
         await listener.wait("not an invocation")  # type: ignore[arg-type]
     await client.aclose()
+
+
+async def test_boto3_reads_the_same_notification_from_the_local_queue(
+    local: LocalEndpoint,
+) -> None:
+    """The oracle: a standard SDK receives what SageMaker would have put on the queue."""
+    import boto3
+
+    from sagemaker_async._notifications import parse_notification
+
+    async with client_for(local) as client:
+        invocation = await client.invoke_endpoint_async("ep", body=b"boto3")
+        await local.wait_idle(WAIT)
+    sqs = boto3.session.Session(region_name="us-east-1").client(
+        "sqs",
+        endpoint_url=local.endpoint_url,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    answer = await asyncio.to_thread(
+        sqs.receive_message, QueueUrl=local.queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=10
+    )
+    (message,) = answer["Messages"]
+    envelope = json.loads(message["Body"])
+    assert envelope["Type"] == "Notification"
+    assert envelope["TopicArn"].endswith(":SuccessTopic")
+    event = parse_notification(message["Body"], message["MessageId"])
+    assert event is not None
+    assert (event.inference_id, event.succeeded, event.output_location, event.endpoint_name) == (
+        invocation.inference_id,
+        True,
+        invocation.output_location,
+        "ep",
+    )
+    assert invocation.submitted_at is not None
+    assert event.event_time >= invocation.submitted_at.replace(microsecond=0)
+    await asyncio.to_thread(
+        sqs.delete_message, QueueUrl=local.queue_url, ReceiptHandle=message["ReceiptHandle"]
+    )
+    sqs.close()
+    assert queue_depth(local) == (0, 0)
