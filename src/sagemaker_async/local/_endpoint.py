@@ -4,6 +4,8 @@ One HTTP server answers both APIs, the way one set of environment variables
 (``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` and ``AWS_ENDPOINT_URL_S3``, the same URL) points
 every SDK at it: ``POST /endpoints/{name}/async-invocations`` is InvokeEndpointAsync, and
 everything else is an S3 request (path-style, ``/bucket/key``) passed to the S3 backend.
+With ``notify=True``, SQS requests (``X-Amz-Target: AmazonSQS.*``) go to moto's SQS on the
+same port, and each output or failure object is announced on a queue (``_notify``).
 """
 
 from __future__ import annotations
