@@ -362,7 +362,14 @@ class Listener:
                 self._set_degraded(False)
             failures = 0
             for message in messages:
-                self._on_message(message)
+                try:
+                    self._on_message(message)
+                except Exception:  # a bug of ours must not end the listening for everyone
+                    logger.exception(
+                        "SQS %s: message %s could not be handled; left on the queue",
+                        self.queue_url,
+                        message.message_id,
+                    )
             if 0 < len(messages) < MAX_BATCH and self._gather_seconds:
                 # Results are trickling in: let a few more gather, so one receive (and one
                 # delete) serves ten of them rather than one; a tenth of a second of latency
