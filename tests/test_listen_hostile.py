@@ -256,3 +256,16 @@ def test_a_bad_sqs_endpoint_variable_fails_listen_not_the_client(
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9324")
     with pytest.raises(ParamValidationError, match="FIPS"):
         fips.listen(QUEUE)
+
+
+async def test_a_result_unreadable_after_its_notification_is_read_from_s3_again() -> None:
+    router, _ = scripted([received(message(1, notification()))])
+    unavailable = httpx.Response(503, content=b"")
+    router.get(OUTPUT_URL).mock(
+        side_effect=[unavailable, unavailable, unavailable, httpx.Response(200, content=b"ok")]
+    )
+    router.head(OUTPUT_URL).respond(200)
+    router.head(FAILURE_URL).respond(404)
+    client, _ = make_client(router)
+    async with client, client.listen(QUEUE, fallback_poll_interval=0.01) as listener:
+        assert (await listener.wait(INVOCATION, timeout=WAIT)).body == b"ok"

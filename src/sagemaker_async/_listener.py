@@ -518,12 +518,26 @@ class Listener:
         waiter = _Waiter(invocation, asyncio.Event())
         self._register(waiter)
         schedule = iter(PollSchedule(DEFAULT_POLL_INTERVAL, rng=self._random))
+        polling = False  # True once the notification was spent: S3 is where to look
         try:
             # Jittered, so thousands of waits started together do not check S3 in one burst.
             next_check = self._clock() + self._fallback * (1.0 - _JITTER * self._random())
             while True:
                 if waiter.event is not None:
-                    return await self._outcome(invocation, waiter.event)
+                    try:
+                        return await self._outcome(invocation, waiter.event)
+                    except SageMakerAsyncError as exc:
+                        if not is_weather(exc):
+                            raise
+                        # The notification is spent; S3 still has the answer: look there.
+                        logger.info(
+                            "reading the result of %s failed (%s); looking in S3 again",
+                            invocation.inference_id,
+                            exc,
+                        )
+                        waiter.event = None
+                        polling = True
+                        next_check = self._clock() + min(next(schedule), self._fallback)
                 if waiter.closed:
                     raise RuntimeError("the listener was closed while waiting")
                 now = self._clock()
@@ -538,9 +552,11 @@ class Listener:
                         return result
                     now = self._clock()
                     next_check = now + (
-                        min(next(schedule), self._fallback) if self._degraded else self._fallback
+                        min(next(schedule), self._fallback)
+                        if self._degraded or polling
+                        else self._fallback
                     )
-                elif self._degraded:
+                elif self._degraded and not polling:
                     next_check = min(next_check, now + min(next(schedule), self._fallback))
                 until = next_check if deadline is None else min(next_check, deadline)
                 waiter.wake.clear()
