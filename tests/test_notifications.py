@@ -246,3 +246,30 @@ def test_inference_event_is_public_and_imported_only_when_needed() -> None:
         "assert 'InferenceEvent' in sagemaker_async.__all__\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "2026-11-26T00:18:25.123Z",
+            datetime(2026, 11, 26, 0, 18, 25, 123000, tzinfo=timezone.utc),
+        ),
+        ("2026-11-26T00:18:25Z", datetime(2026, 11, 26, 0, 18, 25, tzinfo=timezone.utc)),
+        (
+            "2026-11-26T00:18:25.123456789Z",
+            datetime(2026, 11, 26, 0, 18, 25, 123456, tzinfo=timezone.utc),
+        ),
+        (
+            "2026-11-26T01:18:25.5+01:00",
+            datetime(2026, 11, 26, 0, 18, 25, 500000, tzinfo=timezone.utc),
+        ),
+        ("2026-11-26T00:18:25", datetime(2026, 11, 26, 0, 18, 25, tzinfo=timezone.utc)),
+        ("2026-13-40T00:00:00Z", None),
+        ("2026-11-26T00:18:2\u0665Z", None),  # an Arabic-Indic digit
+        ("26/11/2026 00:18", None),
+    ],
+)
+def test_event_times_as_aws_writes_them_on_every_python(text: str, expected: Any) -> None:
+    event = parse_notification(json.dumps({**SUCCESS, "eventTime": text}), "m")
+    assert (event and event.event_time) == expected

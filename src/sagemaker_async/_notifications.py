@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -65,14 +66,29 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+# ISO 8601 as AWS writes it: 2022-01-25T22:46:00.608Z (any number of fraction digits).
+_TIME = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:[.,]([0-9]+))?"
+    r"(Z|z|[+-][0-9]{2}:?[0-9]{2})?"
+)
+
+
 def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
+    """The time, timezone-aware UTC; Python 3.10's fromisoformat takes neither "Z" nor
+    other than 3 or 6 fraction digits, so the text is normalised first."""
+    if not isinstance(value, str):
         return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
+    match = _TIME.fullmatch(value.strip())
+    if match is None:
+        return None
+    day, clock, fraction, zone = match.groups()
+    micro = (fraction or "0")[:6].ljust(6, "0")
+    if zone is None or zone in ("Z", "z"):
+        zone = "+00:00"
+    elif ":" not in zone:
+        zone = f"{zone[:3]}:{zone[3:]}"
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(f"{day}T{clock}.{micro}{zone}")
     except ValueError:
         return None
     if parsed.tzinfo is None:
