@@ -167,9 +167,8 @@ class Notifier:
         """Put one notification on the queue, SNS-wrapped (or raw)."""
         body = json.dumps(notification)
         if self._wrap:
-            topic = "SuccessTopic" if notification.get("invocationStatus") == "Completed" else (
-                "ErrorTopic"
-            )
+            succeeded = notification.get("invocationStatus") == "Completed"
+            topic = "SuccessTopic" if succeeded else "ErrorTopic"
             body = json.dumps(
                 {
                     "Type": "Notification",
