@@ -89,10 +89,10 @@ async def run_mode(
             counts: Counter[str] = Counter()
             send_once = client._send_once
 
-            async def counted(request: Any) -> Any:
+            async def counted(request: Any, *args: Any, **kwargs: Any) -> Any:
                 target = request.headers.get("x-amz-target")
                 counts[target.split(".")[-1] if target else request.method] += 1
-                return await send_once(request)
+                return await send_once(request, *args, **kwargs)
 
             client._send_once = counted  # type: ignore[method-assign]
             listener = None
