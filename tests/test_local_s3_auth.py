@@ -358,3 +358,25 @@ async def test_the_aws_streaming_upload_is_stored_decoded() -> None:
             return body
 
         assert await asyncio.to_thread(read) == data
+
+
+@pytest.mark.usefixtures("warm_moto")
+async def test_with_notify_the_sqs_half_checks_signatures_too() -> None:
+    async with LocalEndpoint({"e": bytes.upper}, credentials="AKID:SECRET", notify=True) as local:
+
+        def receive(secret: str) -> Any:
+            sqs = boto3.client(
+                "sqs",
+                region_name="us-east-1",
+                endpoint_url=local.endpoint_url,
+                aws_access_key_id="AKID",
+                aws_secret_access_key=secret,
+            )
+            try:
+                return sqs.receive_message(QueueUrl=local.queue_url, WaitTimeSeconds=0)
+            except sqs.exceptions.ClientError as exc:
+                return exc.response["Error"]["Code"]
+
+        good = await asyncio.to_thread(receive, "SECRET")
+        assert good["ResponseMetadata"]["HTTPStatusCode"] == 200
+        assert await asyncio.to_thread(receive, "WRONG") == "InvalidSignatureException"

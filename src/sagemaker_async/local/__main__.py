@@ -50,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--region", default=None, help="region signatures are scoped to (default: us-east-1)"
     )
+    run.add_argument(
+        "--notify",
+        action="store_true",
+        help="also serve SQS on the port and put SageMaker's notification (SNS-wrapped) on "
+        "a queue after each output or failure",
+    )
+    run.add_argument(
+        "--include-response",
+        action="store_true",
+        help="with --notify: include responses of at most 128 KB in the notifications",
+    )
     run.add_argument("--quiet", action="store_true", help="do not log each invocation")
     return parser
 
@@ -65,6 +76,8 @@ async def _serve_until_signalled(args: argparse.Namespace) -> int:
             credentials=args.credentials,
             s3_endpoint_url=args.s3_endpoint_url,
             region=args.region,
+            notify=args.notify,
+            include_response=args.include_response,
         )
     )
 

@@ -4,6 +4,8 @@ One HTTP server answers both APIs, the way one set of environment variables
 (``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` and ``AWS_ENDPOINT_URL_S3``, the same URL) points
 every SDK at it: ``POST /endpoints/{name}/async-invocations`` is InvokeEndpointAsync, and
 everything else is an S3 request (path-style, ``/bucket/key``) passed to the S3 backend.
+With ``notify=True``, SQS requests (``X-Amz-Target: AmazonSQS.*``) go to moto's SQS on the
+same port, and each output or failure object is announced on a queue (``_notify``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .._signing import FrozenCredentials
 from . import _responses
 from ._handlers import ISOLATIONS, Handler, InvocationAttributes, Runner, make_runner
 from ._http import Admission, BodyRejected, Head, HttpServer, Limits, Request, Response
+from ._notify import Notifier, NotifyingStorage, is_long_poll, is_sqs
 from ._queue import (
     DEFAULT_INVOCATION_TIMEOUT_SECONDS,
     DEFAULT_REQUEST_TTL_SECONDS,
@@ -116,6 +119,8 @@ class LocalEndpoint:
         account_id: str = DEFAULT_ACCOUNT_ID,
         clock: Callable[[], float] = time.monotonic,
         time_scale: float = 1.0,
+        notify: bool = False,
+        include_response: bool = False,
         isolation: str = "auto",
         region: str = "us-east-1",
         limits: Limits | None = None,
@@ -155,7 +160,14 @@ class LocalEndpoint:
         self._limits = limits or Limits()
         self._verifier: SigV4Verifier | None = None
         self._s3_verifier: S3Verifier | None = None
+        self._sqs_verifier: SigV4Verifier | None = None
         if self._credentials is not None:
+            self._sqs_verifier = SigV4Verifier(
+                self._credentials.access_key,
+                self._credentials.secret_key,
+                service="sqs",
+                region=region,
+            )
             self._verifier = SigV4Verifier(
                 self._credentials.access_key, self._credentials.secret_key, region=region
             )
@@ -180,6 +192,20 @@ class LocalEndpoint:
         self._idle.set()
         self._url: str | None = None
         self._state = "new"
+        self._notifier: Notifier | None = None
+        if include_response and not notify:
+            raise ValueError("include_response needs notify=True")
+        if notify:
+            if s3_endpoint_url is not None:
+                raise ValueError(
+                    "notify=True serves moto's SQS beside moto's S3; it cannot be combined "
+                    "with an s3_endpoint_url of your own"
+                )
+            self._notifier = Notifier(
+                account_id=account_id,
+                queue_name=f"sagemaker-async-local-{secrets.token_hex(4)}",
+                include_response=include_response,
+            )
 
     def __repr__(self) -> str:
         return f"LocalEndpoint(endpoints={sorted(self._handlers)!r}, url={self._url!r})"
@@ -196,6 +222,20 @@ class LocalEndpoint:
     @property
     def s3_endpoint_url(self) -> str:
         """The S3 endpoint URL: the same port, path-style."""
+        return self.endpoint_url
+
+    @property
+    def queue_url(self) -> str | None:
+        """The SQS queue the notifications go to (``notify=True``), else ``None``."""
+        if self._notifier is None:
+            return None
+        if self._notifier.queue_url is None:
+            raise RuntimeError("the LocalEndpoint has not been started")
+        return self._notifier.queue_url
+
+    @property
+    def sqs_endpoint_url(self) -> str:
+        """The SQS endpoint URL (``notify=True``): the same port."""
         return self.endpoint_url
 
     @property
@@ -314,7 +354,12 @@ class LocalEndpoint:
         await backend.start()
 
         server = HttpServer(
-            self._handle, host=self._host, port=self._port, admit=self._admit, limits=self._limits
+            self._handle,
+            host=self._host,
+            port=self._port,
+            admit=self._admit,
+            limits=self._limits,
+            cancel_if_gone=None if self._notifier is None else is_long_poll,
         )
         await server.start()
         self._server = server
@@ -341,6 +386,9 @@ class LocalEndpoint:
             )
         for path in {self._output_path, self._failure_path}:
             await self._storage.ensure_bucket(parse_s3_uri(path + "/")[0])
+        if self._notifier is not None:
+            self._notifier.start(self._url)
+            self._storage = NotifyingStorage(self._storage, self._notifier)
 
         runners: dict[str, Runner] = {}
         for name, handler in self._handlers.items():
@@ -446,7 +494,17 @@ class LocalEndpoint:
         """Decide on the head, before any body byte (and before ``100 Continue``)."""
         if head.path.startswith("/endpoints/") and not _signed_for_s3(head):
             return self._admit_runtime(head)
+        if self._notifier is not None and _is_sqs(head):
+            return self._admit_sqs(head)
         return self._admit_s3(head)
+
+    def _admit_sqs(self, head: Head) -> Admission | Response:
+        if self._sqs_verifier is not None:
+            try:
+                self._sqs_verifier.preflight(head.headers)
+            except AuthError as exc:
+                return _responses.json_error(exc.status, exc.code, exc.message)
+        return Admission(MAX_SQS_BYTES, _SQS_TOO_LARGE)
 
     def _admit_runtime(self, head: Head) -> Admission | Response:
         if head.method != "POST" or INVOKE_PATH.fullmatch(head.path) is None:
@@ -497,6 +555,19 @@ class LocalEndpoint:
                 return _unknown_runtime_operation(request, self._account_id)
             return self._invoke(request, match.group(1))
         assert self._backend is not None
+        if self._notifier is not None and is_sqs(request):
+            if self._sqs_verifier is not None:
+                try:
+                    self._sqs_verifier.verify(
+                        request.method,
+                        request.target,
+                        request.headers,
+                        request.read_body(),
+                        now=self._wall_clock(),
+                    )
+                except AuthError as exc:
+                    return _responses.json_error(exc.status, exc.code, exc.message)
+            return await self._notifier.handle_sqs(request, self._backend)
         return await self._backend.handle(request)
 
     def _invoke(self, request: Request, raw_name: str) -> Response:
@@ -531,6 +602,15 @@ class LocalEndpoint:
             self._output_path, extension, invocation.filename or f"{inference_id}.out"
         )
         failure_location = _join(self._failure_path, extension, f"{inference_id}-error.out")
+        if self._notifier is not None:
+            self._notifier.register(
+                inference_id=inference_id,
+                endpoint_name=invocation.endpoint_name,
+                output_location=output_location,
+                failure_location=failure_location,
+                content_type=invocation.content_type,
+                input_location=invocation.input_location,
+            )
         job = Job(
             attributes=InvocationAttributes(
                 content_type=invocation.content_type,
@@ -569,6 +649,17 @@ _INVOKE_TOO_LARGE = _responses.error(
     f"Member must have length less than or equal to {MAX_INLINE_BODY}",
     namespace=_responses.VALIDATE_NAMESPACE,
 )
+MAX_SQS_BYTES = 1024 * 1024  # SendMessageBatch's total, the largest SQS request
+_SQS_TOO_LARGE = _responses.json_error(
+    400, "RequestEntityTooLarge", f"The request is larger than {MAX_SQS_BYTES} bytes."
+)
+
+
+def _is_sqs(head: Head) -> bool:
+    target = head.header("x-amz-target")
+    return target is not None and target.startswith(b"AmazonSQS.")
+
+
 _SYNC_INVOKE_PATH = re.compile(r"/endpoints/([^/]*)/invocations(-response-stream)?")
 
 

@@ -187,8 +187,11 @@ class HttpServer:
         port: int = 0,
         admit: Admit = _default_admit,
         limits: Limits | None = None,
+        cancel_if_gone: Callable[[Request], bool] | None = None,
     ):
         self._application = application
+        # Requests (long polls) whose answer is abandoned when the client goes away.
+        self._cancel_if_gone = cancel_if_gone
         self._admit = admit
         self._limits = limits or Limits()
         self._host = host
@@ -301,18 +304,49 @@ class HttpServer:
                 return
             if request is None:
                 return
+            answer: Response | None
             try:
-                response = await self._application(request)
+                if self._cancel_if_gone is not None and self._cancel_if_gone(request):
+                    answer = await self._unless_gone(request, conn, reader)
+                else:
+                    answer = await self._application(request)
             except Exception:
                 logger.exception("local endpoint: %s %s failed", request.method, request.path)
-                response = _internal_error()
+                answer = _internal_error()
             finally:
                 if request.body_file is not None:
                     request.body_file.close()
+            if answer is None:
+                return  # the client went away while we waited for the answer
+            response = answer
             await self._write(conn, writer, request.method, response)
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return  # one side asked to close, or the request body was not read
             conn.start_next_cycle()
+
+    async def _unless_gone(
+        self, request: Request, conn: h11.Connection, reader: asyncio.StreamReader
+    ) -> Response | None:
+        """The application's answer, or None (cancelled) if the client closes first.
+
+        A long poll (SQS ReceiveMessage) that nobody will read must not go on and take
+        messages off the queue for a dead socket.
+        """
+        answer = asyncio.ensure_future(self._application(request))
+        watch = asyncio.ensure_future(reader.read(_READ_SIZE))
+        try:
+            await asyncio.wait({answer, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if watch.done():
+                data = watch.result()
+                if data:
+                    conn.receive_data(data)  # a pipelined next request: h11 keeps it
+                elif not answer.done():
+                    return None
+            return await answer
+        finally:
+            watch.cancel()
+            answer.cancel()
+            await asyncio.gather(answer, watch, return_exceptions=True)
 
     async def _answer_unread(
         self, conn: h11.Connection, writer: asyncio.StreamWriter, head: Head, response: Response

@@ -16,6 +16,7 @@ from ._http import Response
 
 __all__ = [
     "SERVICE_NAMESPACE",
+    "json_error",
     "VALIDATE_NAMESPACE",
     "accepted",
     "error",
@@ -77,4 +78,17 @@ def s3_error(status: int, code: str, message: str) -> Response:
         status,
         [("x-amz-request-id", request_id), ("Content-Type", "application/xml")],
         body.encode("utf-8"),
+    )
+
+
+def json_error(status: int, code: str, message: str) -> Response:
+    """An error in the awsJson protocol's shape (SQS): the code in the body's ``__type``."""
+    return Response(
+        status,
+        [
+            ("x-amzn-RequestId", new_request_id()),
+            ("x-amzn-query-error", f"{code};Sender"),
+            ("Content-Type", "application/x-amz-json-1.0"),
+        ],
+        json.dumps({"__type": f"com.amazon.coral.service#{code}", "message": message}).encode(),
     )

@@ -70,6 +70,8 @@ async def serve(
     *,
     s3_endpoint_url: str | None = None,
     region: str | None = None,
+    notify: bool = False,
+    include_response: bool = False,
 ) -> None:
     """Serve the named endpoints on 127.0.0.1 until cancelled.
 
@@ -92,10 +94,19 @@ async def serve(
         port=port or 0,
         bucket=DEFAULT_BUCKET,
         region=region or DEFAULT_REGION,
+        notify=notify,
+        include_response=include_response,
     )
     async with local:
         print(f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={local.endpoint_url}")
         print(f"export AWS_ENDPOINT_URL_S3={local.s3_endpoint_url}")
+        if local.queue_url is not None:
+            print(f"export AWS_ENDPOINT_URL_SQS={local.sqs_endpoint_url}")
+            print(f"export SAGEMAKER_ASYNC_QUEUE_URL={local.queue_url}")
+            print(
+                "# notifications go to that queue, SNS-wrapped: "
+                'sagemaker-async wait --queue-url "$SAGEMAKER_ASYNC_QUEUE_URL" ...'
+            )
         print(f"# sagemaker-async local endpoint: {', '.join(local.endpoint_names)}")
         print(f"# outputs in {local.output_path}, failures in {local.failure_path}")
         if credentials is None:
