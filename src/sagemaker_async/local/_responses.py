@@ -16,10 +16,10 @@ from ._http import Response
 
 __all__ = [
     "SERVICE_NAMESPACE",
-    "json_error",
     "VALIDATE_NAMESPACE",
     "accepted",
     "error",
+    "json_error",
     "new_request_id",
     "s3_error",
 ]
