@@ -218,3 +218,18 @@ async def test_a_large_put_is_spooled_and_stored_intact(local: LocalEndpoint) ->
     assert put.status == 200
     got = await s3_request(local, "GET", f"s3://{local.bucket}/big")
     assert hashlib.sha256(got.body).digest() == hashlib.sha256(data).digest()
+
+
+def test_the_connection_cap_stays_within_the_open_files_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resource
+
+    from sagemaker_async.local._http import HttpServer, Response
+
+    async def app(request: object) -> Response:
+        return Response(200)
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (256, 4096))
+    assert HttpServer(app)._max_connections == 128
+    assert HttpServer(app, limits=Limits(max_connections=8))._max_connections == 8

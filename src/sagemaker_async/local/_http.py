@@ -163,6 +163,20 @@ _SERVICE_UNAVAILABLE = (
 )
 
 
+def _fd_budget() -> int:
+    """Connections this process can hold: half its descriptor limit, the rest for files,
+    worker pipes and the store."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 1 << 30
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    return max(16, soft // 2)
+
+
 class _Closed(Exception):
     """End the connection now (a deadline passed, or the peer is gone)."""
 
@@ -194,6 +208,9 @@ class HttpServer:
         self._cancel_if_gone = cancel_if_gone
         self._admit = admit
         self._limits = limits or Limits()
+        # Never more connections than file descriptors allow: past that, accept() fails
+        # and asyncio logs a traceback per attempt instead of our clean 503.
+        self._max_connections = min(self._limits.max_connections, _fd_budget())
         self._host = host
         self._port = port
         self._server: asyncio.Server | None = None
@@ -233,7 +250,7 @@ class HttpServer:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if len(self._connections) >= self._limits.max_connections:
+        if len(self._connections) >= self._max_connections:
             # Degrade cleanly: one short answer, then close; no reading, no traceback.
             self.refused_connections += 1
             with contextlib.suppress(Exception):
