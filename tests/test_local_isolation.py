@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -188,3 +189,36 @@ async def test_dot_segments_are_stored_exactly_as_the_service_names_them(
         )
         listed = await asyncio.to_thread(s3.list_objects_v2, Bucket=local.bucket)
         assert [o["Key"] for o in listed.get("Contents", [])] == [expected_key]
+
+
+async def test_hung_in_process_handlers_hold_no_shared_capacity() -> None:
+    """The old bug: four timed-out sync hangs on one endpoint starved every endpoint."""
+    release = threading.Event()
+
+    def hang(payload: bytes) -> bytes:
+        release.wait()
+        return b"too late"
+
+    try:
+        async with (
+            LocalEndpoint(
+                {"hang": hang, "good": bytes.upper}, concurrency=2, time_scale=0.05
+            ) as local,
+            client_for(local) as client,
+        ):
+            hung = [
+                await client.invoke_endpoint_async("hang", body=b"x", invocation_timeout_seconds=1)
+                for _ in range(6)
+            ]
+            good = [await client.invoke_endpoint_async("good", body=b"ok") for _ in range(4)]
+            for invocation in good:
+                assert await _outcome(
+                    local, invocation.output_location, invocation.failure_location
+                ) == ("output", b"OK")
+            for invocation in hung:
+                kind, body = await _outcome(
+                    local, invocation.output_location, invocation.failure_location
+                )
+                assert (kind, body[:21]) == ("failure", b"Inference timed out: ")
+    finally:
+        release.set()  # the abandoned threads end; their results are dropped
