@@ -16,6 +16,7 @@ import pytest
 
 from sagemaker_async import AsyncInferenceClient, TransportError
 from sagemaker_async import _client as client_module
+from sagemaker_async import _streams as streams_module
 from sagemaker_async._http11 import LeanTransport
 from sagemaker_async._retry import RetryQuota
 
@@ -283,6 +284,7 @@ async def test_an_endless_body_ends_in_an_error_at_the_bound(
 ) -> None:
     """The first release grew its buffer without bound (450 MB in 8 s)."""
     monkeypatch.setattr(client_module, "MAX_BUFFERED_BODY", 1024 * 1024)
+    monkeypatch.setattr(streams_module, "MAX_BUFFERED_BODY", 1024 * 1024)
 
     async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -297,7 +299,7 @@ async def test_an_endless_body_ends_in_an_error_at_the_bound(
 
     server = await asyncio.start_server(endless, "127.0.0.1", 0)
     async with server, make_client(server.sockets[0].getsockname()[1]) as client:
-        with pytest.raises(TransportError, match="larger than 1048576 bytes"):
+        with pytest.raises(TransportError, match="larger than 1,048,576 bytes"):
             await client.get_result("s3://bucket/endless")
 
 

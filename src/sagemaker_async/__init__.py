@@ -1,7 +1,10 @@
 """sagemaker-async: an asyncio-native client for Amazon SageMaker Asynchronous Inference."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._client import AsyncInferenceClient
-from ._models import AsyncInvocation, InferenceResult
+from ._models import AsyncInvocation, DownloadedResult, InferenceResult
+from ._streams import ResultStream
 from ._version import __version__
 from .errors import (
     AccessDeniedError,
@@ -9,6 +12,7 @@ from .errors import (
     InternalFailure,
     NoCredentialsError,
     ParamValidationError,
+    ResultTooLargeError,
     SageMakerAsyncError,
     ServiceError,
     ServiceUnavailable,
@@ -22,11 +26,15 @@ __all__ = [
     "AccessDeniedError",
     "AsyncInferenceClient",
     "AsyncInvocation",
+    "DownloadedResult",
+    "InferenceEvent",
     "InferenceFailedError",
     "InferenceResult",
     "InternalFailure",
     "NoCredentialsError",
     "ParamValidationError",
+    "ResultStream",
+    "ResultTooLargeError",
     "SageMakerAsyncError",
     "ServiceError",
     "ServiceUnavailable",
@@ -38,6 +46,26 @@ __all__ = [
 ]
 
 # Reprs and tracebacks should name the public path, as httpx does.
-for _name in ("AsyncInferenceClient", "AsyncInvocation", "InferenceResult"):
+if TYPE_CHECKING:
+    from ._notifications import InferenceEvent
+
+for _name in (
+    "AsyncInferenceClient",
+    "AsyncInvocation",
+    "DownloadedResult",
+    "InferenceResult",
+    "ResultStream",
+):
     globals()[_name].__module__ = __name__
 del _name
+
+
+def __getattr__(name: str) -> Any:
+    # Notifications are imported when first used: most programs never listen.
+    if name == "InferenceEvent":
+        from ._notifications import InferenceEvent
+
+        InferenceEvent.__module__ = __name__
+        globals()[name] = InferenceEvent
+        return InferenceEvent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

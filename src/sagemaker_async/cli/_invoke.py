@@ -109,12 +109,17 @@ async def run_wait(args: argparse.Namespace, streams: Streams) -> int:
     from .._results import DEFAULT_POLL_INTERVAL
 
     inference_id, output, failure = _invocation(args)
+    invocation = AsyncInvocation(inference_id, output, failure, submitted_at=args.not_before)
     async with make_client(args) as client:
-        result = await client.wait_for_result(
-            AsyncInvocation(inference_id, output, failure),
-            timeout=args.timeout,
-            poll_interval=args.poll_interval or DEFAULT_POLL_INTERVAL,
-        )
+        if args.queue_url is not None:
+            async with client.listen(args.queue_url) as listener:
+                result = await listener.wait(invocation, timeout=args.timeout)
+        else:
+            result = await client.wait_for_result(
+                invocation,
+                timeout=args.timeout,
+                poll_interval=args.poll_interval or DEFAULT_POLL_INTERVAL,
+            )
     write_body(result.body, args.outfile, streams.stdout)
     return 0
 
@@ -125,9 +130,13 @@ async def run_get(args: argparse.Namespace, streams: Streams) -> int:
 
     inference_id, output, failure = _invocation(args)
     async with make_client(args) as client:
-        result = await client.poll_result(AsyncInvocation(inference_id, output, failure))
+        result = await client.poll_result(
+            AsyncInvocation(inference_id, output, failure, submitted_at=args.not_before)
+        )
     if result is None:
         where = output if failure is None else f"{output} (nor at {failure})"
+        if args.not_before is not None:
+            where += f" written at or after {args.not_before:%Y-%m-%dT%H:%M:%SZ}"
         raise CliError(
             f"no result yet at {where}: the inference may still be queued or running; "
             "use 'sagemaker-async wait' to wait for it"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from .._version import __version__
 
@@ -63,6 +64,23 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
+
+def _timestamp(text: str) -> datetime:
+    """``--not-before``: ISO 8601 (no zone means UTC), or seconds since the epoch."""
+    try:
+        if text.replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(text), tz=timezone.utc)
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: give ISO 8601 (2026-11-26T00:18:21Z) or epoch seconds"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+_timestamp.__name__ = "time"
 
 _seconds = _number("seconds", minimum=0.0, inclusive=True)
 _interval = _number("interval", minimum=0.0, inclusive=False)
@@ -120,6 +138,18 @@ def _wait_options(parser: argparse._ActionsContainer, *, outfile: bool = True) -
             metavar="PATH",
             help="write the result body here (default: standard output)",
         )
+
+
+def _queue_url_option(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--queue-url",
+        metavar="URL",
+        help=(
+            "wait on the endpoint's notifications on this SQS queue (subscribed to its "
+            "SuccessTopic and ErrorTopic) instead of polling S3; S3 is still checked every "
+            "60 s. AWS_ENDPOINT_URL_SQS overrides the SQS endpoint"
+        ),
+    )
 
 
 def _add_invoke(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -196,8 +226,19 @@ def _add_wait_and_get(commands: argparse._SubParsersAction[argparse.ArgumentPars
             metavar="S3URI",
             help="where a failure would appear (so a failed inference ends the wait)",
         )
+        parser.add_argument(
+            "--not-before",
+            type=_timestamp,
+            metavar="TIME",
+            help=(
+                "ignore objects S3 last wrote before TIME (ISO 8601, UTC if no zone, or epoch "
+                "seconds; compared to the second): a previous run's output at a reused "
+                "InferenceId or Filename is not taken for this one's"
+            ),
+        )
         if name == "wait":
             _wait_options(parser)
+            _queue_url_option(parser)
         else:
             parser.add_argument(
                 "--outfile", metavar="PATH", help="write the body here (default: standard output)"
@@ -270,6 +311,7 @@ def _add_batch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also wait for every result and record its outcome (succeeded, failed, timeout)",
     )
     _wait_options(waiting, outfile=False)
+    _queue_url_option(waiting)
     shown = parser.add_argument_group("progress")
     shown.add_argument(
         "--progress-interval",
@@ -337,6 +379,17 @@ def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--credentials",
         metavar="KEY:SECRET",
         help="accept only requests signed with these (default: any); never printed",
+    )
+    serve.add_argument(
+        "--notify",
+        action="store_true",
+        help="also serve SQS on the port and put SageMaker's notification (SNS-wrapped) on "
+        "a queue after each output or failure; prints the queue URL",
+    )
+    serve.add_argument(
+        "--include-response",
+        action="store_true",
+        help="with --notify: include responses of at most 128 KB in the notifications",
     )
     serve.add_argument("--quiet", action="store_true", help="do not log each invocation")
     serve.set_defaults(command="local serve")
