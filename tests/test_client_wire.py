@@ -7,9 +7,11 @@ import asyncio
 import gc
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +21,9 @@ from sagemaker_async import _client as client_module
 from sagemaker_async import _streams as streams_module
 from sagemaker_async._http11 import LeanTransport
 from sagemaker_async._retry import RetryQuota
+from test_transport import certificate
+
+__all__ = ["certificate"]  # the fixture, imported so pytest finds it here
 
 ANSWER = (
     b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
@@ -306,23 +311,27 @@ async def test_an_endless_body_ends_in_an_error_at_the_bound(
 # -- any event loop ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def threaded_server() -> Iterator[int]:
-    """A server on its own thread, so it outlives the event loops of the test."""
+def run_threaded_server(tls: ssl.SSLContext | None) -> Iterator[int]:
+    """A server on its own threads, so it outlives the event loops of the test."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
     def serve_one(conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while not stop.is_set():
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-                while b"\r\n\r\n" in data:  # our requests here have no body
-                    _, _, data = data.partition(b"\r\n\r\n")
-                    conn.sendall(ANSWER)
+        try:
+            if tls is not None:
+                conn = tls.wrap_socket(conn, server_side=True)
+            with conn:
+                data = b""
+                while not stop.is_set():
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                    while b"\r\n\r\n" in data:  # our requests here have no body
+                        _, _, data = data.partition(b"\r\n\r\n")
+                        conn.sendall(ANSWER)
+        except OSError:  # a client that went away mid-handshake or mid-read
+            conn.close()
 
     def accept() -> None:
         while not stop.is_set():
@@ -341,6 +350,11 @@ def threaded_server() -> Iterator[int]:
     listener.close()
 
 
+@pytest.fixture
+def threaded_server() -> Iterator[int]:
+    yield from run_threaded_server(None)
+
+
 def test_a_client_works_across_successive_event_loops(threaded_server: int) -> None:
     """asyncio.run twice (or pytest's loop per test): the first release raised RuntimeError
     ("bound to the event loop it was first used in") forever after."""
@@ -350,3 +364,28 @@ def test_a_client_works_across_successive_event_loops(threaded_server: int) -> N
         assert invocation.inference_id == "i1"
     asyncio.run(client.aclose())
     gc.collect()  # a socket left to the garbage collector would warn (an error here)
+
+
+def test_tls_connections_of_an_ended_loop_are_closed_too(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = certificate
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
+    servers = run_threaded_server(tls)
+    port = next(servers)
+    try:
+        client = AsyncInferenceClient(
+            "us-east-1",
+            aws_access_key_id="AKID",
+            aws_secret_access_key="SECRET",
+            endpoint_url=f"https://127.0.0.1:{port}",
+        )
+        for _ in range(3):
+            invocation = asyncio.run(client.invoke_endpoint_async("ep", INPUT))
+            assert invocation.inference_id == "i1"
+        asyncio.run(client.aclose())
+        gc.collect()
+    finally:
+        next(servers, None)
