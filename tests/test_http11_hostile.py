@@ -256,6 +256,14 @@ async def test_an_endless_head_is_refused_by_size(
         await fetch(either, server.url)
 
 
+async def test_endless_interim_responses_are_refused(
+    serve: Serve, ours: httpx.AsyncBaseTransport
+) -> None:
+    server = await serve(b"HTTP/1.1 100 Continue\r\n\r\n" * 1000, then="hold")
+    with pytest.raises(httpx.RemoteProtocolError, match="interim"):
+        await fetch(ours, server.url)
+
+
 # -- where httpx hands back wrong bytes, or waits: ours alone ----------------------------------
 
 OURS_BAD = [

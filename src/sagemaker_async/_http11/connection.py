@@ -39,6 +39,7 @@ __all__ = ["Connection", "ResponseStream", "Stale", "complete_response", "make_h
 PREREAD_LIMIT: Final = 64 * 1024  # Content-Length bodies up to this are read eagerly
 _HIGH_WATER: Final = 256 * 1024  # pause reading from the socket above this many bytes
 _LOW_WATER: Final = 64 * 1024  # ... and resume below this
+MAX_INTERIM: Final = 32  # 1xx responses skipped before the answer; more is an error
 
 
 def _fast_headers_work() -> bool:
@@ -326,7 +327,7 @@ class Connection(asyncio.Protocol):
 
         read_timeout = timeouts.read
         buf = self.buf
-        start = 0
+        start = interim = 0
         while True:  # read the head, skipping 1xx interim responses
             end = head_end(buf, start)
             if end < 0:
@@ -360,6 +361,11 @@ class Connection(asyncio.Protocol):
             if head.status == 101:
                 raise httpx.RemoteProtocolError(
                     "unexpected 101 Switching Protocols", request=request
+                )
+            interim += 1
+            if interim > MAX_INTERIM:  # a peer that never gets to the answer
+                raise httpx.RemoteProtocolError(
+                    f"more than {MAX_INTERIM} interim (1xx) responses", request=request
                 )
             start = 0
 
