@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import ssl
 import sys
 import time
 import uuid
@@ -29,7 +28,7 @@ from ._endpoints import (
     configured_endpoint_url,
     resolve_runtime_url,
 )
-from ._http11 import LeanTransport, proxy_configured
+from ._http11.routing import OwnedSenders
 from ._models import AsyncInvocation, DownloadedResult, InferenceResult
 from ._multipart import (
     DEFAULT_CONCURRENCY,
@@ -181,10 +180,7 @@ class AsyncInferenceClient:
 
         self._http_client = http_client
         self._transport = transport
-        self._owned: LeanTransport | None = None
-        self._owned_proxy_client: httpx.AsyncClient | None = None
-        self._proxied: dict[tuple[str, bytes], bool] = {}
-        self._ca_bundle = env.get("AWS_CA_BUNDLE") or None
+        self._senders = OwnedSenders(self._timeout, env.get("AWS_CA_BUNDLE") or None)
         self._closed = False
         # Seams for tests: the wall clock used in signatures, and the backoff sleep.
         self._clock: Callable[[], float] = time.time
@@ -225,12 +221,7 @@ class AsyncInferenceClient:
     async def aclose(self) -> None:
         """Close the connections this client opened; a shared http_client is left open."""
         self._closed = True
-        owned, self._owned = self._owned, None
-        proxy_client, self._owned_proxy_client = self._owned_proxy_client, None
-        if owned is not None:
-            await owned.aclose()
-        if proxy_client is not None:
-            await proxy_client.aclose()
+        await self._senders.aclose()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -242,52 +233,8 @@ class AsyncInferenceClient:
     # -- sending ----------------------------------------------------------------------------
 
     def _default_transport(self, url: httpx.URL) -> httpx.AsyncBaseTransport | httpx.AsyncClient:
-        """The pool this client owns for ``url``'s origin, built on first use.
-
-        Our lean HTTP/1.1 transport, except for origins that the environment routes through
-        a proxy (``HTTPS_PROXY`` and friends), which go through an ``httpx.AsyncClient``
-        that honours them. Decided once per origin.
-        """
-        origin = (url.scheme, url.netloc)
-        proxied = self._proxied.get(origin)
-        if proxied is None:
-            proxied = self._proxied[origin] = proxy_configured(url, os.environ)
-        if proxied:
-            if self._owned_proxy_client is None:
-                self._owned_proxy_client = httpx.AsyncClient(
-                    trust_env=True,
-                    timeout=self._timeout,
-                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
-                    verify=self._ssl_context() or True,
-                )
-            return self._owned_proxy_client
-        if self._owned is None:
-            self._owned = LeanTransport(
-                ssl_context=self._ssl_context(),
-                max_connections=256,
-                max_keepalive_connections=256,
-                connect_timeout=self._timeout.connect,
-                read_timeout=self._timeout.read,
-                write_timeout=self._timeout.write,
-                pool_timeout=self._timeout.pool,
-            )
-        return self._owned
-
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        """A context trusting ``AWS_CA_BUNDLE``, as botocore honours it; None: the default.
-
-        Built once per client, and only when a pool of ours is first needed.
-        """
-        if self._ca_bundle is None:
-            return None
-        try:
-            context = ssl.create_default_context(cafile=self._ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
-            raise ParamValidationError(
-                f"AWS_CA_BUNDLE {self._ca_bundle!r} cannot be loaded: {exc}", param="AWS_CA_BUNDLE"
-            ) from None
-        context.set_alpn_protocols(["http/1.1"])
-        return context
+        """The pool this client owns for ``url``'s origin (see ``_http11.routing``)."""
+        return self._senders.for_url(url)
 
     async def _send_once(
         self, request: httpx.Request, stream: bool = False, body_limit: int | None = None

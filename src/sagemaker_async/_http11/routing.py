@@ -1,18 +1,95 @@
 """Which transport carries a request: ours, or httpx's when the environment names a proxy.
 
-We do not speak to proxies; :func:`proxy_configured` says when httpx would use one, so the
-client hands those origins to an ``httpx.AsyncClient`` that honours the environment.
+We do not speak to proxies; :func:`proxy_configured` says when httpx would use one, and
+:class:`OwnedSenders` (the transports a client builds for itself) hands those origins to an
+``httpx.AsyncClient`` that honours the environment. Both trust ``AWS_CA_BUNDLE`` when set.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import ssl
 from collections.abc import Mapping
 
 import httpx
 
-__all__ = ["proxy_configured"]
+from ..errors import ParamValidationError
+from .transport import LeanTransport
+
+__all__ = ["OwnedSenders", "ca_bundle_context", "proxy_configured"]
+
+_MAX_CONNECTIONS = 256
+
+
+class OwnedSenders:
+    """The transports a client owns: our pool, and httpx's client for proxied origins.
+
+    Each is built on first use; whether an origin is proxied is decided once per origin.
+    """
+
+    def __init__(self, timeout: httpx.Timeout, ca_bundle: str | None) -> None:
+        self._timeout = timeout
+        self._ca_bundle = ca_bundle
+        self._proxied: dict[tuple[str, bytes], bool] = {}
+        self.lean: LeanTransport | None = None
+        self.proxy_client: httpx.AsyncClient | None = None
+
+    def for_url(self, url: httpx.URL) -> LeanTransport | httpx.AsyncClient:
+        origin = (url.scheme, url.netloc)
+        proxied = self._proxied.get(origin)
+        if proxied is None:
+            proxied = self._proxied[origin] = proxy_configured(url, os.environ)
+        if proxied:
+            if self.proxy_client is None:
+                self.proxy_client = httpx.AsyncClient(
+                    trust_env=True,
+                    timeout=self._timeout,
+                    limits=httpx.Limits(
+                        max_connections=_MAX_CONNECTIONS,
+                        max_keepalive_connections=_MAX_CONNECTIONS,
+                    ),
+                    verify=ca_bundle_context(self._ca_bundle) or True,
+                )
+            return self.proxy_client
+        if self.lean is None:
+            timeout = self._timeout
+            self.lean = LeanTransport(
+                ssl_context=ca_bundle_context(self._ca_bundle),
+                max_connections=_MAX_CONNECTIONS,
+                max_keepalive_connections=_MAX_CONNECTIONS,
+                connect_timeout=timeout.connect,
+                read_timeout=timeout.read,
+                write_timeout=timeout.write,
+                pool_timeout=timeout.pool,
+            )
+        return self.lean
+
+    async def aclose(self) -> None:
+        lean, self.lean = self.lean, None
+        proxy_client, self.proxy_client = self.proxy_client, None
+        if lean is not None:
+            await lean.aclose()
+        if proxy_client is not None:
+            await proxy_client.aclose()
+
+
+def ca_bundle_context(ca_bundle: str | None) -> ssl.SSLContext | None:
+    """A context trusting ``AWS_CA_BUNDLE``, as botocore honours it; None: the default.
+
+    Built only when a pool of ours is first needed.
+    """
+    if ca_bundle is None:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ParamValidationError(
+            f"AWS_CA_BUNDLE {ca_bundle!r} cannot be loaded: {exc}", param="AWS_CA_BUNDLE"
+        ) from None
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def proxy_configured(url: httpx.URL, env: Mapping[str, str]) -> bool:
