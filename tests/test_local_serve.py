@@ -85,9 +85,6 @@ async def test_serve_prints_the_exports_first_then_serves_until_cancelled() -> N
         (["no-equals-sign"], "is not NAME=package.module:function"),
         (["a="], "is not NAME=package.module:function"),
         (["a=module_without_colon"], "is not of the form package.module:function"),
-        (["a=no_such_module_xyz:f"], "cannot import 'no_such_module_xyz'"),
-        (["a=json:no_such_function"], "'json' has no 'no_such_function'"),
-        (["a=json:__doc__"], "names a str, not a callable"),
         ([f"a={DEMO}:echo_upper", f"a={DEMO}:sentiment"], "given twice"),
     ],
 )
@@ -97,8 +94,24 @@ def test_bad_endpoint_specs_are_refused_with_a_reason(specs: list[str], message:
 
 
 def test_endpoint_specs() -> None:
+    # The server process imports no handler: its worker processes do, at start.
     parsed = parse_endpoint_specs([f"a={DEMO}:echo_upper", "b=http://127.0.0.1:8080"])
-    assert parsed == {"a": echo_upper, "b": "http://127.0.0.1:8080"}
+    assert parsed == {"a": f"{DEMO}:echo_upper", "b": "http://127.0.0.1:8080"}
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_module_xyz:f", "cannot import 'no_such_module_xyz'"),
+        ("json:no_such_function", "'json' has no 'no_such_function'"),
+        ("json:__doc__", "names a str, not a callable"),
+    ],
+)
+async def test_handlers_that_cannot_load_stop_the_start_with_a_reason(
+    target: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        await serve([f"a={target}"], print=lambda line: None)
 
 
 # -- python -m sagemaker_async.local serve ----------------------------------------------------

@@ -133,7 +133,7 @@ async def test_list_objects_refuses_a_bad_prefix_before_any_io() -> None:
     router = new_router()
     client, _ = make_client(router)
     async with client:
-        for bad in ("https://my-bucket/in/", "s3://b/in/", "s3://my-bucket/a/../b"):
+        for bad in ("https://my-bucket/in/", "s3://b/in/", "s3://my-bucket/" + "k" * 1100):
             with pytest.raises(ValueError, match="s3_prefix"):
                 await client.list_objects(bad)
     assert not router.calls

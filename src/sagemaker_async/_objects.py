@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -46,9 +47,11 @@ from ._s3 import (
     put_object_request,
     redirect_region,
 )
-from ._sender import Content, SignedSender
 from ._signing import SigV4Signer
 from .errors import AccessDeniedError, ServiceError
+
+if TYPE_CHECKING:  # the sender reads bodies with _streams, which reads object heads here
+    from ._sender import Content, SignedSender
 
 __all__ = ["ObjectHead", "S3Objects", "object_head"]
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import ssl
 import sys
 import time
 import uuid
@@ -23,16 +21,19 @@ from typing import Any
 
 import httpx
 
+from . import _streams
 from ._credentials import CredentialProvider
+from ._http11.routing import OwnedSenders
+from ._http11.transport import LeanTransport
 from ._requests import Request
 from ._retry import RetryPolicy, retry_after_seconds
 from ._runtime import Runtime
+from ._s3 import literal_dot_segments
 from ._signing import FrozenCredentials, SigV4Signer, format_amz_date
-from ._transport import LeanTransport, proxy_configured
 from ._version import __version__
-from .errors import ParamValidationError, ServiceError, TransportError
+from .errors import SageMakerAsyncError, ServiceError, TransportError
 
-__all__ = ["Content", "SignedSender"]
+__all__ = ["Content", "SignedSender", "read_whole"]
 
 logger = logging.getLogger("sagemaker_async")
 
@@ -43,6 +44,15 @@ Content = bytes | Callable[[], AsyncIterable[bytes]]
 _EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 _URL_CACHE_SIZE = 1024
 _LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Errors a transport may raise that are not network failures: wrapped, never retried.
+_FOREIGN_ERRORS = (
+    httpx.DecodingError,
+    httpx.TooManyRedirects,
+    httpx.StreamError,
+    httpx.InvalidURL,
+    RuntimeError,
+    OSError,
+)
 
 
 def _ok(status: int) -> bool:
@@ -78,10 +88,7 @@ class SignedSender:
         self._amz_date_text = ""
         self._http_client = http_client
         self._transport = transport
-        self._owned: LeanTransport | None = None
-        self._owned_proxy_client: httpx.AsyncClient | None = None
-        self._proxied: dict[tuple[str, bytes], bool] = {}
-        self._ca_bundle = ca_bundle
+        self._senders = OwnedSenders(timeout, ca_bundle)
         self.closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -89,93 +96,47 @@ class SignedSender:
     async def aclose(self) -> None:
         """Close the connections opened here; a shared http_client is left open."""
         self.closed = True
-        owned, self._owned = self._owned, None
-        proxy_client, self._owned_proxy_client = self._owned_proxy_client, None
-        if owned is not None:
-            await owned.aclose()
-        if proxy_client is not None:
-            await proxy_client.aclose()
+        await self._senders.aclose()
 
     def check_open(self) -> None:
         if self.closed:
-            raise RuntimeError(
-                "This AsyncInferenceClient is closed; create a new one to send more requests."
+            raise TransportError(
+                "This AsyncInferenceClient is closed; create a new one to send more requests.",
+                attempts=0,
             )
 
     @property
     def owned_pools(self) -> tuple[LeanTransport | None, httpx.AsyncClient | None]:
         """The lean pool and the proxy-honouring client opened so far (None: not yet)."""
-        return self._owned, self._owned_proxy_client
+        return self._senders.lean, self._senders.proxy_client
 
     # -- the seam --------------------------------------------------------------------------
 
     def default_transport(self, url: httpx.URL) -> httpx.AsyncBaseTransport | httpx.AsyncClient:
-        """The pool opened here for ``url``'s origin, built on first use.
+        """The pool opened here for ``url``'s origin (see ``_http11.routing``)."""
+        return self._senders.for_url(url)
 
-        Our lean HTTP/1.1 transport, except for origins that the environment routes through
-        a proxy (``HTTPS_PROXY`` and friends), which go through an ``httpx.AsyncClient``
-        that honours them. Decided once per origin.
-        """
-        origin = (url.scheme, url.netloc)
-        proxied = self._proxied.get(origin)
-        if proxied is None:
-            proxied = self._proxied[origin] = proxy_configured(url, os.environ)
-        if proxied:
-            if self._owned_proxy_client is None:
-                self._owned_proxy_client = httpx.AsyncClient(
-                    trust_env=True,
-                    timeout=self._timeout,
-                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
-                    verify=self._ssl_context() or True,
-                )
-            return self._owned_proxy_client
-        if self._owned is None:
-            self._owned = LeanTransport(
-                ssl_context=self._ssl_context(),
-                max_connections=256,
-                max_keepalive_connections=256,
-                connect_timeout=self._timeout.connect,
-                read_timeout=self._timeout.read,
-                write_timeout=self._timeout.write,
-                pool_timeout=self._timeout.pool,
-            )
-        return self._owned
+    async def _send_once(
+        self, request: httpx.Request, stream: bool = False, body_limit: int | None = None
+    ) -> httpx.Response:
+        """Send through the one seam; read the whole body, as stored, unless ``stream``.
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        """A context trusting ``AWS_CA_BUNDLE``, as botocore honours it; None: the default.
-
-        Built once per client, and only when a pool of ours is first needed.
-        """
-        if self._ca_bundle is None:
-            return None
-        try:
-            context = ssl.create_default_context(cafile=self._ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
-            raise ParamValidationError(
-                f"AWS_CA_BUNDLE {self._ca_bundle!r} cannot be loaded: {exc}", param="AWS_CA_BUNDLE"
-            ) from None
-        context.set_alpn_protocols(["http/1.1"])
-        return context
-
-    async def _send_once(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
-        """Send through the one seam; read the whole body unless ``stream``.
-
-        A streamed response is httpx's own streaming shape (``client.send(..., stream=True)``
+        A read ``response.content`` is the bytes that came over the wire, whatever the
+        ``Content-Encoding`` says (a result's encoding is metadata, not ours to undo). A
+        streamed response is httpx's own streaming shape (``client.send(..., stream=True)``
         or a transport's unread response): the caller reads it with ``aiter_raw`` and must
         ``aclose`` it.
         """
         if self._http_client is not None:
-            return await self._http_client.send(request, stream=stream)
-        sender = self._transport or self.default_transport(request.url)
-        if isinstance(sender, httpx.AsyncClient):
-            return await sender.send(request, stream=stream)
-        response = await sender.handle_async_request(request)
-        if stream:
-            return response
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
+            response = await self._http_client.send(request, stream=True)
+        else:
+            sender = self._transport or self.default_transport(request.url)
+            if isinstance(sender, httpx.AsyncClient):
+                response = await sender.send(request, stream=True)
+            else:
+                response = await sender.handle_async_request(request)
+        if not stream:
+            await read_whole(response, body_limit)
         return response
 
     def _url(self, url: str) -> httpx.URL:
@@ -221,6 +182,14 @@ class SignedSender:
             self.check_open()
         operation = request.operation
         url = self._urls.get(request.url) or self._url(request.url)
+        # The request target as it goes on the wire and is signed: S3 keys' dot segments
+        # literal, as botocore sends them (the URL holds them escaped; see encode_key).
+        extensions = self._extensions
+        raw_path = url.raw_path
+        target = literal_dot_segments(raw_path)
+        if target is not raw_path:
+            extensions = {**extensions, "target": target}
+            request = request._replace(path=target.decode("ascii").partition("?")[0])
         credentials = await self.credentials.get()
         invocation_id = str(uuid.uuid4())
         retry = self.retry
@@ -231,16 +200,32 @@ class SignedSender:
         debug = logger.isEnabledFor(logging.DEBUG)
         while True:
             prepared = self._signed_request(
-                request, url, content, signer, credentials, invocation_id, attempt, max_attempts
+                request,
+                url,
+                content,
+                signer,
+                credentials,
+                invocation_id,
+                attempt,
+                max_attempts,
+                extensions,
             )
             started = time.perf_counter()
             try:
                 response = await self._send_once(prepared, stream)
                 if stream and not accept(response.status_code):
-                    try:  # an error answer is small: read it whole to parse it
-                        await response.aread()
-                    finally:
-                        await response.aclose()
+                    # an error answer is small: read it whole (as stored) to parse it
+                    await read_whole(response)
+            except SageMakerAsyncError:
+                raise
+            except _FOREIGN_ERRORS as exc:
+                # Not a network failure worth another attempt, and not ours to let escape:
+                # a closed or misused transport, an httpx error outside TransportError.
+                raise TransportError(
+                    f"{operation} to {url.host} failed after {attempt} attempt(s): "
+                    f"{type(exc).__name__}: {_safe_detail(exc)}",
+                    attempts=attempt,
+                ) from exc
             except httpx.TransportError as exc:
                 decision = retry.classify_exception(exc)
                 if debug:
@@ -259,15 +244,9 @@ class SignedSender:
                     else 0
                 )
                 if not cost:
-                    # h11 quotes the offending header value, which may be a session token.
-                    detail = (
-                        "a header value cannot be sent as given"
-                        if isinstance(exc, httpx.LocalProtocolError)
-                        else str(exc)
-                    )
                     raise TransportError(
                         f"{operation} to {url.host} failed after {attempt} attempt(s): "
-                        f"{type(exc).__name__}: {detail}",
+                        f"{type(exc).__name__}: {_safe_detail(exc)}",
                         attempts=attempt,
                     ) from exc
                 spent += cost
@@ -328,8 +307,11 @@ class SignedSender:
         invocation_id: str,
         attempt: int,
         max_attempts: int,
+        extensions: dict[str, Any] | None = None,
     ) -> httpx.Request:
         """One attempt's request: botocore's headers, in botocore's order, freshly signed."""
+        if extensions is None:
+            extensions = self._extensions
         amz_date = self._amz_date()
         token = credentials.token
         _, method, _, host, headers, payload_hash, path, query = request  # one unpacking
@@ -358,7 +340,7 @@ class SignedSender:
         wire.append((b"amz-sdk-request", b"attempt=%d; max=%d" % (attempt, max_attempts)))
         if not isinstance(content, bytes):
             return httpx.Request(
-                method, url, headers=wire, content=content(), extensions=self._extensions
+                method, url, headers=wire, content=content(), extensions=extensions
             )
         # Where httpx would send Content-Length (a body, or any POST/PUT/PATCH), send it last,
         # as botocore does. Passing the body as a ready ByteStream skips httpx's content
@@ -368,7 +350,56 @@ class SignedSender:
         ):
             wire.append((b"Content-Length", b"%d" % len(content)))
         prepared = httpx.Request(
-            method, url, headers=wire, stream=httpx.ByteStream(content), extensions=self._extensions
+            method, url, headers=wire, stream=httpx.ByteStream(content), extensions=extensions
         )
         prepared.read()  # the body is bytes already: make request.content available
         return prepared
+
+
+def _safe_detail(exc: BaseException) -> str:
+    # h11 and httpx quote an offending header value, which may be a session token.
+    if isinstance(exc, httpx.LocalProtocolError):
+        return "a header value cannot be sent as given"
+    return str(exc)
+
+
+async def _read_raw(stream: httpx.AsyncByteStream | httpx.SyncByteStream, limit: int) -> bytes:
+    """A body as it came over the wire, stopping once it is longer than ``limit``."""
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError("an async transport returned a synchronous response stream")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(parts)
+
+
+async def read_whole(response: httpx.Response, body_limit: int | None = None) -> None:
+    """Read a response's body as it came over the wire (never content-decoded) into
+    ``response.content``, and close it. A body longer than ``body_limit`` (default
+    ``MAX_BUFFERED_BODY``: without a bound, a server that never ends a body would grow the
+    process until it dies) is an error, not a bigger buffer: that is what bounds an endless
+    body, and the hook for a caller's own size limit."""
+    if body_limit is None:
+        body_limit = _streams.MAX_BUFFERED_BODY  # read late: tests lower it
+    stream = response.stream
+    try:
+        if isinstance(stream, httpx.ByteStream):  # read already (ours, or a mock's)
+            content = b"".join(stream)
+        elif hasattr(response, "_content"):
+            # A custom transport read it already (its stream is spent): what it read is
+            # all there is.
+            content = response.content
+        else:
+            content = await _read_raw(stream, body_limit)
+    finally:
+        await response.aclose()
+    if len(content) > body_limit:
+        raise TransportError(
+            f"the response body is larger than {body_limit} bytes; not read", attempts=1
+        )
+    # httpx keeps a read body here; ours is the raw one, so no decoder ever runs.
+    response._content = content

@@ -144,6 +144,18 @@ def _wait_options(parser: argparse._ActionsContainer, *, outfile: bool = True) -
         )
 
 
+def _queue_url_option(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--queue-url",
+        metavar="URL",
+        help=(
+            "wait on the endpoint's notifications on this SQS queue (subscribed to its "
+            "SuccessTopic and ErrorTopic) instead of polling S3; S3 is still checked every "
+            "60 s. AWS_ENDPOINT_URL_SQS overrides the SQS endpoint"
+        ),
+    )
+
+
 def _add_invoke(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parent = _global_options(suppress=True)
     parser = commands.add_parser(
@@ -229,6 +241,7 @@ def _add_wait_and_get(commands: argparse._SubParsersAction[argparse.ArgumentPars
         )
         if name == "wait":
             _wait_options(parser)
+            _queue_url_option(parser)
         else:
             parser.add_argument(
                 "--outfile", metavar="PATH", help="write the body here (default: standard output)"
@@ -303,6 +316,7 @@ def _add_batch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also wait for every result and record its outcome (succeeded, failed, timeout)",
     )
     _wait_options(waiting, outfile=False)
+    _queue_url_option(waiting)
     shown = parser.add_argument_group("progress")
     shown.add_argument(
         "--progress-interval",
@@ -370,6 +384,17 @@ def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--credentials",
         metavar="KEY:SECRET",
         help="accept only requests signed with these (default: any); never printed",
+    )
+    serve.add_argument(
+        "--notify",
+        action="store_true",
+        help="also serve SQS on the port and put SageMaker's notification (SNS-wrapped) on "
+        "a queue after each output or failure; prints the queue URL",
+    )
+    serve.add_argument(
+        "--include-response",
+        action="store_true",
+        help="with --notify: include responses of at most 128 KB in the notifications",
     )
     serve.add_argument("--quiet", action="store_true", help="do not log each invocation")
     serve.set_defaults(command="local serve")

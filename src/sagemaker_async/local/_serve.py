@@ -11,29 +11,34 @@ import asyncio
 import builtins
 import contextlib
 import functools
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 
 from ._endpoint import DEFAULT_CONCURRENCY, LocalEndpoint
-from ._handlers import Handler, is_url, load_handler
+from ._handlers import Handler, is_url
 
 __all__ = ["DEFAULT_BUCKET", "parse_endpoint_specs", "run_until_signalled", "serve"]
 
 # The command line serves one process-wide S3 world, so a fixed, guessable bucket is best.
 DEFAULT_BUCKET = "sagemaker-async-local"
+DEFAULT_REGION = "us-east-1"
 
 # Flush each line: whoever reads the exports is usually on the other end of a pipe.
 _print_flushed = functools.partial(builtins.print, flush=True)
 
 
-def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, Handler | str]:
-    """``["NAME=package.module:function", "NAME=http://host:port"]`` to handlers.
+def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, str]:
+    """``["NAME=package.module:function", "NAME=http://host:port"]`` to ``{NAME: target}``.
 
-    Raises ``ValueError`` with a message fit for the command line on any bad spec.
+    Only the form is checked here: the server process never imports a handler. Its worker
+    processes do, at start, and a handler that cannot load stops the start with one line
+    (``HandlerLoadError``, a ``ValueError``). Raises ``ValueError`` on any bad spec.
     """
     if not specs:
         raise ValueError("give at least one endpoint: --endpoint NAME=package.module:function")
-    endpoints: dict[str, Handler | str] = {}
+    endpoints: dict[str, str] = {}
     for spec in specs:
         name, sep, target = spec.partition("=")
         name, target = name.strip(), target.strip()
@@ -43,7 +48,14 @@ def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, Handler | str]:
             )
         if name in endpoints:
             raise ValueError(f"endpoint {name!r} is given twice")
-        endpoints[name] = target if is_url(target) else load_handler(target)
+        if not is_url(target):
+            module_name, colon, attr_path = target.partition(":")
+            if not colon or not module_name or not attr_path:
+                raise ValueError(
+                    f"handler {target!r} is not of the form package.module:function "
+                    "(or an http:// URL)"
+                )
+        endpoints[name] = target
     return endpoints
 
 
@@ -57,6 +69,9 @@ async def serve(
     print: Callable[[str], object] = _print_flushed,
     *,
     s3_endpoint_url: str | None = None,
+    region: str | None = None,
+    notify: bool = False,
+    include_response: bool = False,
 ) -> None:
     """Serve the named endpoints on 127.0.0.1 until cancelled.
 
@@ -64,7 +79,11 @@ async def serve(
     ``port`` None picks a free one. Bad arguments raise ``ValueError`` before anything
     starts. The first two lines printed are the ``export`` lines.
     """
-    handlers = parse_endpoint_specs(endpoints)
+    handlers: dict[str, Handler | str] = dict(parse_endpoint_specs(endpoints))
+    # As ``python -m`` does: a handler module next to you imports (workers get our sys.path).
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     local = LocalEndpoint(
         handlers,
         concurrency=concurrency,
@@ -74,10 +93,20 @@ async def serve(
         credentials=credentials,
         port=port or 0,
         bucket=DEFAULT_BUCKET,
+        region=region or DEFAULT_REGION,
+        notify=notify,
+        include_response=include_response,
     )
     async with local:
         print(f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={local.endpoint_url}")
         print(f"export AWS_ENDPOINT_URL_S3={local.s3_endpoint_url}")
+        if local.queue_url is not None:
+            print(f"export AWS_ENDPOINT_URL_SQS={local.sqs_endpoint_url}")
+            print(f"export SAGEMAKER_ASYNC_QUEUE_URL={local.queue_url}")
+            print(
+                "# notifications go to that queue, SNS-wrapped: "
+                'sagemaker-async wait --queue-url "$SAGEMAKER_ASYNC_QUEUE_URL" ...'
+            )
         print(f"# sagemaker-async local endpoint: {', '.join(local.endpoint_names)}")
         print(f"# outputs in {local.output_path}, failures in {local.failure_path}")
         if credentials is None:
@@ -86,7 +115,10 @@ async def serve(
                 "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
             )
         else:
-            print("# requests must be signed with the credentials given to --credentials")
+            print(
+                "# every request (SageMaker Runtime and S3) must be signed with the "
+                f"--credentials key, for region {local.region}"
+            )
         print("# Ctrl-C to stop")
         await asyncio.Event().wait()
 
