@@ -43,7 +43,8 @@ def test_every_pure_module_exists() -> None:
     """A renamed module must not silently leave the pure set (and its checks) behind."""
     root = Path(sagemaker_async.__file__).parent
     for name in check_layers.PURE:
-        assert (root / f"{name}.py").is_file() or (root / name / "__init__.py").is_file(), name
+        path = root.joinpath(*name.split("."))
+        assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), name
 
 
 def make_tree(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -99,6 +100,11 @@ def test_the_synthetic_base_tree_is_clean(tmp_path: Path) -> None:
         ({"_protocol.py": "import socket\n"}, "_protocol.py:1", "I/O module socket"),
         ({"_params.py": "from asyncio import sleep\n"}, "_params.py:1", "I/O module asyncio"),
         (
+            {"_http11/__init__.py": "", "_http11/codec.py": "import re\nimport socket\n"},
+            "_http11/codec.py:2",
+            "I/O module socket",
+        ),
+        (
             {"_protocol.py": "from ._client import Client\n"},
             "_protocol.py:1",
             "which is not pure",
@@ -114,6 +120,7 @@ def test_the_synthetic_base_tree_is_clean(tmp_path: Path) -> None:
         "core-imports-local-lazily",
         "pure-imports-socket",
         "pure-imports-asyncio",
+        "pure-submodule-imports-socket",
         "pure-imports-io-module",
     ],
 )
