@@ -412,7 +412,7 @@ async def test_boto3_reads_the_same_notification_from_the_local_queue(
     """The oracle: a standard SDK receives what SageMaker would have put on the queue."""
     import boto3
 
-    from sagemaker_async._notifications import parse_notification
+    from sagemaker_async._protocol.notifications import parse_notification
 
     async with client_for(local) as client:
         invocation = await client.invoke_endpoint_async("ep", body=b"boto3")

@@ -33,9 +33,10 @@ from sagemaker_async import (
     ServiceError,
     ThrottlingError,
     WaitTimeoutError,
-    _results,
 )
-from sagemaker_async._results import (
+from sagemaker_async._io import results as _results
+from sagemaker_async._io.payloads import CHUNK_SIZE
+from sagemaker_async._io.results import (
     MAX_POLL_INTERVAL,
     Outcome,
     PollSchedule,
@@ -44,8 +45,7 @@ from sagemaker_async._results import (
     decide,
     gather_or_cancel,
 )
-from sagemaker_async._s3 import S3Location
-from sagemaker_async._uploads import CHUNK_SIZE
+from sagemaker_async._protocol.s3 import S3Location
 
 # helpers' OUTPUT / FAILURE live in bucket my-bucket; the client's region is us-east-1,
 # whose S3 host is the legacy global one.
