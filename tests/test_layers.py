@@ -48,6 +48,38 @@ def test_every_named_module_exists() -> None:
         assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), name
 
 
+def _readme_tree() -> set[str]:
+    """The paths the README's layout block names, rebuilt from its two-space indentation."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("```text\nsrc/sagemaker_async/\n", 1)[1].split("```", 1)[0]
+    paths: set[str] = set()
+    folders: list[str] = []
+    for line in block.splitlines():
+        depth = (len(line) - len(line.lstrip(" "))) // 2 - 1
+        name = line.split()[0]
+        del folders[depth:]
+        if name.endswith("/"):
+            folders.append(name.rstrip("/"))
+            paths.add("/".join(folders))
+        else:
+            paths.add("/".join([*folders, name]))
+    return paths
+
+
+def test_the_readme_layout_is_the_tree() -> None:
+    """Every module and folder of the core, and the front ends' folders, as the README has
+    them (the front ends' own files are theirs to describe)."""
+    root = Path(sagemaker_async.__file__).parent
+    core = {
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if (path.suffix == ".py" or path.is_dir())
+        and "__pycache__" not in path.parts
+        and path.relative_to(root).parts[0] not in check_layers.FRONT_ENDS
+    }
+    assert _readme_tree() == core | check_layers.FRONT_ENDS
+
+
 def make_tree(tmp_path: Path, files: dict[str, str]) -> Path:
     """A package ``sagemaker_async`` with a little of each layer, plus ``files``."""
     base = {
