@@ -54,9 +54,12 @@ async def test_serve_prints_the_exports_first_then_serves_until_cancelled() -> N
     assert runtime.startswith("export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:")
     url = runtime.split("=", 1)[1]
     assert s3 == f"export AWS_ENDPOINT_URL_S3={url}"
-    assert "demo, sentiment" in lines[2]
-    assert "s3://sagemaker-async-local/output" in lines[3]
-    assert all(line.startswith("#") for line in lines[2:])  # harmless if eval'd by a shell
+    exports = [line for line in lines if line.startswith("export ")]
+    assert lines[: len(exports)] == exports  # every export line first, then comments
+    comments = lines[len(exports) :]
+    assert "demo, sentiment" in comments[0]
+    assert "s3://sagemaker-async-local/output" in comments[1]
+    assert all(line.startswith("#") for line in comments)  # harmless if eval'd by a shell
     assert not any(secret in line for line in lines)
 
     async with AsyncInferenceClient(

@@ -39,6 +39,7 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
     require_local_extra(needs_moto=s3_endpoint_url is None)
     from ..local import serve
     from ..local._endpoint import DEFAULT_CONCURRENCY
+    from ..local._handlers import ModelServerUnavailable
     from ..local._serve import run_until_signalled
 
     if not args.quiet:
@@ -49,7 +50,7 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
         local_logger.setLevel(logging.INFO)
 
     def emit(line: str) -> None:
-        streams.stdout.write(streams.redact(line).encode("utf-8") + b"\n")
+        streams.stdout.write(line.encode("utf-8") + b"\n")
         streams.stdout.flush()
 
     try:
@@ -65,7 +66,9 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
                 s3_endpoint_url=s3_endpoint_url,
             )
         )
-    except ValueError as exc:  # a bad --endpoint, path or credentials: nothing started
+    except ValueError as exc:  # a bad --endpoint, path, port or credentials: nothing started
         raise UsageError(str(exc)) from None
+    except ModelServerUnavailable as exc:  # --endpoint NAME=http://... is not up
+        raise CliError(f"cannot serve: {exc}") from None
     except OSError as exc:  # the port is taken, ...
         raise CliError(f"cannot serve: {exc}") from None

@@ -131,6 +131,8 @@ class LocalEndpoint:
             self._concurrency[name] = limit
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0 (a free one) to 65535, got {port!r}")
         self._handlers = dict(endpoints)
         self._bucket = bucket or f"sagemaker-async-local-{secrets.token_hex(4)}"
         self._output_path = _check_path("output_path", output_path or f"s3://{self._bucket}/output")

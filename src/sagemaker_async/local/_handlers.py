@@ -28,6 +28,7 @@ __all__ = [
     "HandlerError",
     "InvocationAttributes",
     "ModelServerRunner",
+    "ModelServerUnavailable",
     "Output",
     "Runner",
     "load_handler",
@@ -69,6 +70,13 @@ class HandlerError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class ModelServerUnavailable(RuntimeError):
+    """A model server did not pass its health check at start: nothing was served.
+
+    A RuntimeError still, as before; the command line tells it apart from a bug.
+    """
 
 
 class Runner(Protocol):
@@ -178,12 +186,12 @@ class ModelServerRunner:
         try:
             response = await self._client.get(f"{self._url}/ping", timeout=10.0)
         except httpx.HTTPError as exc:
-            raise RuntimeError(
+            raise ModelServerUnavailable(
                 f"model server {self._url} is not reachable: GET /ping failed "
                 f"({type(exc).__name__}: {exc}); start it before the local endpoint"
             ) from exc
         if response.status_code != 200:
-            raise RuntimeError(
+            raise ModelServerUnavailable(
                 f"model server {self._url} failed its health check: "
                 f"GET /ping answered {response.status_code}, SageMaker needs 200"
             )

@@ -1,7 +1,8 @@
 """``serve``: the long-running form of the local endpoint, for the command line.
 
-It prints the two ``export`` lines first — the same URL for SageMaker Runtime and for S3 —
-so that our client, boto3 and the AWS CLI in another shell all reach it once they are set,
+It prints the ``export`` lines first — the same URL for SageMaker Runtime and for S3, a
+region and, if needed, dummy keys — so that our client, boto3 and the AWS CLI in another
+shell all reach it once they are pasted,
 then serves until cancelled (Ctrl-C), and stops cleanly on the way out.
 """
 
@@ -11,16 +12,29 @@ import asyncio
 import builtins
 import contextlib
 import functools
+import os
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from ._endpoint import DEFAULT_CONCURRENCY, LocalEndpoint
 from ._handlers import Handler, is_url, load_handler
 
-__all__ = ["DEFAULT_BUCKET", "parse_endpoint_specs", "run_until_signalled", "serve"]
+__all__ = [
+    "DEFAULT_BUCKET",
+    "DEFAULT_REGION",
+    "banner",
+    "parse_endpoint_specs",
+    "run_until_signalled",
+    "serve",
+]
 
 # The command line serves one process-wide S3 world, so a fixed, guessable bucket is best.
 DEFAULT_BUCKET = "sagemaker-async-local"
+# Any region works locally (a signature's scope may name any); SDKs just need one.
+DEFAULT_REGION = "us-east-1"
+# What the banner suggests when the environment has no credentials: signatures are not
+# checked, so these are as good as any, and they are what moto's own docs use.
+DUMMY_KEY = "test"
 
 # Flush each line: whoever reads the exports is usually on the other end of a pipe.
 _print_flushed = functools.partial(builtins.print, flush=True)
@@ -57,12 +71,14 @@ async def serve(
     print: Callable[[str], object] = _print_flushed,
     *,
     s3_endpoint_url: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
     """Serve the named endpoints on 127.0.0.1 until cancelled.
 
     ``endpoints`` are ``NAME=package.module:function`` or ``NAME=http://model-server``;
     ``port`` None picks a free one. Bad arguments raise ``ValueError`` before anything
-    starts. The first two lines printed are the ``export`` lines.
+    starts. The ``export`` lines come first (see ``banner``); ``environ`` (default
+    ``os.environ``) is what they are judged against.
     """
     handlers = parse_endpoint_specs(endpoints)
     local = LocalEndpoint(
@@ -76,19 +92,44 @@ async def serve(
         bucket=DEFAULT_BUCKET,
     )
     async with local:
-        print(f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={local.endpoint_url}")
-        print(f"export AWS_ENDPOINT_URL_S3={local.s3_endpoint_url}")
-        print(f"# sagemaker-async local endpoint: {', '.join(local.endpoint_names)}")
-        print(f"# outputs in {local.output_path}, failures in {local.failure_path}")
-        if credentials is None:
-            print(
-                "# any credentials are accepted (signatures are not checked), e.g. "
-                "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
-            )
-        else:
-            print("# requests must be signed with the credentials given to --credentials")
-        print("# Ctrl-C to stop")
+        for line in banner(
+            local,
+            signed=credentials is not None,
+            environ=os.environ if environ is None else environ,
+        ):
+            print(line)
         await asyncio.Event().wait()
+
+
+def banner(local: LocalEndpoint, *, signed: bool, environ: Mapping[str, str]) -> list[str]:
+    """What ``serve`` prints first: every ``export`` line an SDK in another shell needs.
+
+    The endpoint variables always; ``AWS_DEFAULT_REGION`` unless it is set already (the
+    AWS CLI v1 and boto3 read only that one, not ``AWS_REGION``); dummy keys only when the
+    environment names no credentials and signatures are not checked. Then comments, so
+    that ``eval "$(... | head -n N)"`` or a paste of everything is harmless.
+    """
+    lines = [
+        f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={local.endpoint_url}",
+        f"export AWS_ENDPOINT_URL_S3={local.s3_endpoint_url}",
+    ]
+    if not environ.get("AWS_DEFAULT_REGION"):
+        lines.append(f"export AWS_DEFAULT_REGION={environ.get('AWS_REGION') or DEFAULT_REGION}")
+    has_credentials = any(environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
+    if not signed and not has_credentials:
+        lines.append(
+            f"export AWS_ACCESS_KEY_ID={DUMMY_KEY} AWS_SECRET_ACCESS_KEY={DUMMY_KEY}"
+        )
+    lines.append(f"# sagemaker-async local endpoint: {', '.join(local.endpoint_names)}")
+    lines.append(f"# outputs in {local.output_path}, failures in {local.failure_path}")
+    if signed:
+        lines.append("# requests must be signed with the credentials given to --credentials")
+    elif has_credentials:
+        lines.append("# any credentials are accepted (signatures are not checked): yours will do")
+    else:
+        lines.append("# any credentials are accepted (signatures are not checked)")
+    lines.append("# Ctrl-C to stop")
+    return lines
 
 
 async def run_until_signalled(work: Awaitable[None]) -> int:
