@@ -1,0 +1,76 @@
+"""The README rules themselves (``readme_blocks``): what runs, what is refused."""
+
+from __future__ import annotations
+
+from readme_blocks import parse, runnable_sections
+
+FENCE = "```"
+
+
+def _doc(*lines: str) -> str:
+    return "\n".join(lines) + "\n"
+
+
+def test_python_and_shell_run_text_does_not_and_sections_group_them() -> None:
+    blocks, problems = parse(
+        _doc(
+            "# Title", "", f"{FENCE}python", "x = 1", FENCE,
+            "## Shell", f"{FENCE}sh", "echo hi", FENCE, f"{FENCE}bash", "true", FENCE,
+            f"{FENCE}text", "output", FENCE, f"{FENCE}json", "{}", FENCE,
+        )
+    )  # fmt: skip
+    assert problems == []
+    assert [(b.section, b.kind, b.runs) for b in blocks] == [
+        ("Title", "python", True),
+        ("Shell", "sh", True),
+        ("Shell", "sh", True),
+        ("Shell", "", False),
+        ("Shell", "", False),
+    ]
+    assert list(runnable_sections(blocks)) == ["Title", "Shell"]
+    assert blocks[0].code == "x = 1\n"
+    assert blocks[0].line == 3
+
+
+def test_the_marker_keeps_the_next_block_from_running() -> None:
+    blocks, problems = parse(
+        _doc(
+            "<!-- not-run: needs AWS -->", f"{FENCE}sh", "aws s3 ls", FENCE,
+            f"{FENCE}sh", "ls", FENCE,
+        )
+    )  # fmt: skip
+    assert problems == []
+    assert [(b.not_run, b.runs) for b in blocks] == [("needs AWS", False), (None, True)]
+
+
+def test_a_block_without_a_language_is_refused() -> None:
+    _, problems = parse(_doc("text", FENCE, "$ sagemaker-async demo", FENCE))
+    assert [p.line for p in problems] == [2]
+    assert "without a language" in problems[0].message
+
+
+def test_a_shell_session_hidden_in_a_text_block_is_refused() -> None:
+    _, problems = parse(_doc(f"{FENCE}text", "$ aws s3 ls", "bucket", FENCE))
+    assert "shell session" in problems[0].message
+    _, problems = parse(_doc("<!-- not-run: output -->", f"{FENCE}text", "$ x", FENCE))
+    assert problems == []
+    _, problems = parse(_doc("<!-- not-run: a session -->", FENCE, "$ x", FENCE))
+    assert problems == []
+
+
+def test_a_marker_must_say_why_and_sit_just_before_its_block() -> None:
+    _, problems = parse(_doc("<!-- not-run: -->", f"{FENCE}sh", "x", FENCE))
+    assert "needs a reason" in problems[0].message
+    _, problems = parse(_doc("<!-- not-run: why -->", "Some prose.", f"{FENCE}sh", "x", FENCE))
+    assert "just before" in problems[0].message
+    _, problems = parse(_doc("<!-- not-run: why -->", "## Next", "prose"))
+    assert "no block after it" in problems[0].message
+
+
+def test_an_unclosed_block_is_refused_and_a_file_block_is_named() -> None:
+    _, problems = parse(_doc(f"{FENCE}python", "x = 1"))
+    assert "never closed" in problems[0].message
+    blocks, _ = parse(_doc(f"{FENCE}python", "# test_service.py", "def test(): pass", FENCE))
+    assert blocks[0].file_name == "test_service.py"
+    blocks, _ = parse(_doc(f"{FENCE}python", "# a comment", FENCE))
+    assert blocks[0].file_name is None
