@@ -25,7 +25,9 @@ from pathlib import Path
 
 __all__ = ["NOT_RUN", "Block", "Problem", "parse", "runnable_sections"]
 
-NOT_RUN = re.compile(r"<!--\s*not-run:(.*?)-->")
+# The marker is a line of its own; quoted in prose (as the README's rules quote it) it is
+# just text.
+NOT_RUN = re.compile(r"\s*<!--\s*not-run:(.*?)-->\s*")
 RUNNABLE = {"python": "python", "sh": "sh", "bash": "sh"}
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _HEADING = re.compile(r"^#{1,6} +(?P<title>.+?) *#*$")
@@ -80,7 +82,7 @@ def parse(text: str) -> tuple[list[Block], list[Problem]]:
         number = index + 1
         heading = _HEADING.match(line)
         fence = _FENCE.match(line)
-        found = NOT_RUN.search(line)
+        found = NOT_RUN.fullmatch(line)
         if found is not None:
             if marker is not None:
                 problems.append(Problem(marker[0], "a not-run marker with no block after it"))

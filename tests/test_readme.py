@@ -9,13 +9,16 @@ in one child process (``readme_runner``), blocks in order.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,23 +119,22 @@ def test_the_banner_alone_is_enough_for_every_sdk(reader_env: dict[str, str]) ->
     assert reader_env["AWS_ENDPOINT_URL_S3"] == reader_env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]
 
 
-def _needs(blocks: list[Block]) -> list[object]:
-    """Marks for a section: the AWS CLI ones are slow (each `aws` starts in ~1 s)."""
-    uses_aws = any(
+def _uses_aws(blocks: list[Block]) -> bool:
+    return any(
         block.kind == "sh"
         and any(line.lstrip().startswith("aws ") for line in block.code.split("\n"))
         for block in blocks
     )
-    return [pytest.mark.slow] if uses_aws else []
 
 
 @pytest.mark.parametrize(
     "section",
-    [pytest.param(title, marks=_needs(blocks), id=title) for title, blocks in _SECTIONS.items()],
+    [pytest.param(title, id=title) for title in _SECTIONS],
 )
+@pytest.mark.slow  # each section is a child process running real commands: 1 to 5 s
 def test_section_runs_as_written(section: str, reader_env: dict[str, str], tmp_path: Path) -> None:
     blocks = _SECTIONS[section]
-    if _needs(blocks) and shutil.which("aws", path=reader_env["PATH"]) is None:
+    if _uses_aws(blocks) and shutil.which("aws", path=reader_env["PATH"]) is None:
         pytest.skip("the AWS CLI (`aws`) is not installed here: its walkthrough cannot run")
     payload = {
         "blocks": [
@@ -151,3 +153,34 @@ def test_section_runs_as_written(section: str, reader_env: dict[str, str], tmp_p
         check=False,
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+def _documented(pattern: str) -> str:
+    flat = " ".join(README.read_text(encoding="utf-8").split())
+    match = re.search(pattern, flat)
+    assert match is not None, pattern
+    return match.group(1)
+
+
+def test_the_documented_local_endpoint_signature_is_the_real_one() -> None:
+    from sagemaker_async.local import LocalEndpoint
+
+    documented = _documented(r"`LocalEndpoint\(endpoints, \*, (.*?)\)` starts")
+    names = [part.split("=", 1)[0].strip() for part in documented.split(", ")]
+    parameters = inspect.signature(LocalEndpoint).parameters
+    assert names == [name for name in parameters if name != "endpoints"]
+    for part in documented.split(", "):
+        name, _, default = part.partition("=")
+        actual = parameters[name.strip()].default
+        shown = "time.monotonic" if actual is time.monotonic else json.dumps(actual)
+        shown = "None" if actual is None else shown
+        assert default.strip() == shown, name
+
+
+async def test_the_documented_stats_keys_are_the_real_ones() -> None:
+    from sagemaker_async.local import LocalEndpoint
+
+    documented = _documented(r"`stats\(name\)`, a dict with (.*?)\.")
+    keys = re.findall(r"`(\w+)`", documented)
+    async with LocalEndpoint({"e": lambda payload: payload}) as local:
+        assert keys == list(local.stats("e"))

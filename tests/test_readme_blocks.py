@@ -74,3 +74,11 @@ def test_an_unclosed_block_is_refused_and_a_file_block_is_named() -> None:
     assert blocks[0].file_name == "test_service.py"
     blocks, _ = parse(_doc(f"{FENCE}python", "# a comment", FENCE))
     assert blocks[0].file_name is None
+
+
+def test_a_marker_quoted_in_prose_is_just_text() -> None:
+    blocks, problems = parse(
+        _doc("Mark it with `<!-- not-run: why -->` first.", f"{FENCE}sh", "ls", FENCE)
+    )
+    assert problems == []
+    assert blocks[0].runs
