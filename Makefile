@@ -8,7 +8,7 @@ OLDEST_BOTOCORE := 1.31.0
 OLD_VENV := .venv-oldest
 OLD_PY   := $(OLD_VENV)/bin/python
 
-.PHONY: test test-oldest test-py310 lint demo bench clean
+.PHONY: test test-oldest test-py310 lint demo dist bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy --strict
 
+# The sdist and the wheel, checked as PyPI checks them (twine: metadata, the description
+# renders), and the license inside the wheel.
+dist: $(STAMP)
+	$(PY) -m pip install -q --group release
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
+	$(PY) -m zipfile -l dist/*.whl | grep -q 'dist-info/licenses/LICENSE'
+	tar -tzf dist/*.tar.gz | grep -q '^[^/]*/LICENSE$$'
+
 # Against aiobotocore, boto3 and a raw-asyncio client, in a venv of its own (aiobotocore pins
 # botocore narrowly). `make bench BENCH_ARGS=--quick` for a one-minute indicative run.
 bench:
@@ -56,4 +66,4 @@ bench:
 	bench/.venv/bin/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(OLD_VENV) $(PY310_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLD_VENV) $(PY310_VENV) .pytest_cache .mypy_cache .ruff_cache dist
