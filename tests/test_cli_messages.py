@@ -109,3 +109,34 @@ def _run_help(*command: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(buffer):
         status, _, err = _run(*command, "--help")
     return status, buffer.getvalue(), err
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        (["--endpoint", "m=http://localhost:99999"], "a port is 1 to 65535, got 99999"),
+        (["--s3-endpoint-url", "notaurl"], "is not an http:// or https:// URL"),
+        (["--output-path", "s3://ab/out"], "bucket 'ab' is not a valid S3 bucket name"),
+    ],
+)
+def test_local_serve_refuses_impossible_values_before_starting(
+    options: list[str], needle: str
+) -> None:
+    endpoint = ["--endpoint", "e=sagemaker_async.local.demo_models:echo_upper"]
+    status, out, err = _run("local", "serve", *endpoint, *options, "--quiet")
+    assert status == 2
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith("sagemaker-async: error: ")
+    assert needle in line
+    assert "unexpected" not in line
+
+
+def test_local_serve_with_an_unreachable_s3_says_it_cannot_serve() -> None:
+    status, _, err = _run(
+        "local", "serve", "--endpoint", "e=sagemaker_async.local.demo_models:echo_upper",
+        "--s3-endpoint-url", "http://127.0.0.1:9", "--quiet",  # discard: nothing listens
+    )  # fmt: skip
+    assert status == 1
+    [line] = err.splitlines()
+    assert line.startswith("sagemaker-async: error: cannot serve: CreateBucket")

@@ -41,6 +41,7 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
     from ..local._endpoint import DEFAULT_CONCURRENCY
     from ..local._handlers import ModelServerUnavailable
     from ..local._serve import run_until_signalled
+    from ..local._storage import StorageError
 
     if not args.quiet:
         handler = logging.StreamHandler(streams.stderr)
@@ -68,7 +69,8 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
         )
     except ValueError as exc:  # a bad --endpoint, path, port or credentials: nothing started
         raise UsageError(str(exc)) from None
-    except ModelServerUnavailable as exc:  # --endpoint NAME=http://... is not up
+    except (ModelServerUnavailable, StorageError) as exc:
+        # --endpoint NAME=http://... is not up, or the S3 refuses to create the buckets
         raise CliError(f"cannot serve: {exc}") from None
     except OSError as exc:  # the port is taken, ...
         raise CliError(f"cannot serve: {exc}") from None

@@ -31,6 +31,7 @@ __all__ = [
     "ModelServerUnavailable",
     "Output",
     "Runner",
+    "check_http_url",
     "load_handler",
     "make_runner",
 ]
@@ -249,6 +250,24 @@ def load_handler(spec: str) -> Handler:
 
 def is_url(value: object) -> bool:
     return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def check_http_url(what: str, url: str) -> str:
+    """``url`` if it is an http(s) URL with a host and a valid port; else ``ValueError``.
+
+    Checked before anything starts: an impossible port otherwise surfaces as an
+    ``OverflowError`` deep inside a connection attempt.
+    """
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise ValueError(f"{what} {url!r} is not a valid URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"{what} {url!r} is not an http:// or https:// URL with a host")
+    if port is not None and not 0 < port <= 65535:
+        raise ValueError(f"{what} {url!r}: a port is 1 to 65535, got {port}")
+    return url
 
 
 def make_runner(

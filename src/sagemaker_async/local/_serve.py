@@ -17,7 +17,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from ._endpoint import DEFAULT_CONCURRENCY, LocalEndpoint
-from ._handlers import Handler, is_url, load_handler
+from ._handlers import Handler, check_http_url, is_url, load_handler
 
 __all__ = [
     "DEFAULT_BUCKET",
@@ -57,7 +57,10 @@ def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, Handler | str]:
             )
         if name in endpoints:
             raise ValueError(f"endpoint {name!r} is given twice")
-        endpoints[name] = target if is_url(target) else load_handler(target)
+        if is_url(target):
+            endpoints[name] = check_http_url(f"endpoint {name}: model server", target)
+        else:
+            endpoints[name] = load_handler(target)
     return endpoints
 
 
