@@ -15,7 +15,7 @@ import pytest
 
 from sagemaker_async import AsyncInferenceClient
 from sagemaker_async.local import InvocationAttributes, serve
-from sagemaker_async.local._serve import parse_endpoint_specs
+from sagemaker_async.local._serve import banner, parse_endpoint_specs
 from sagemaker_async.local.demo_models import always_fails, echo_upper, sentiment
 from test_local_support import KEY, REGION, SECRET, warm_moto
 
@@ -195,3 +195,50 @@ async def test_sentiment_fails_on_empty_or_non_text(payload: bytes) -> None:
 def test_always_fails() -> None:
     with pytest.raises(RuntimeError, match="always fails"):
         always_fails(b"x")
+
+
+# -- the banner: every line an SDK needs, nothing it does not -------------------------------
+
+
+class _Started:
+    endpoint_url = s3_endpoint_url = "http://127.0.0.1:4000"
+    endpoint_names = ("e",)
+    output_path = "s3://b-out/output"
+    failure_path = "s3://b-out/failure"
+
+
+def _exported(lines: list[str]) -> dict[str, str]:
+    pairs = [word.split("=", 1) for line in lines if line.startswith("export ")
+             for word in line.split()[1:]]  # fmt: skip
+    return dict(pairs)
+
+
+@pytest.mark.parametrize(
+    ("environ", "signed", "expected"),
+    [
+        # A clean shell: a region the AWS CLI v1 and boto3 read, and dummy keys.
+        ({}, False, {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
+                     "AWS_SECRET_ACCESS_KEY": "test"}),
+        # AWS_REGION alone is not read by the AWS CLI v1 or boto3: it is carried over.
+        ({"AWS_REGION": "eu-west-1"}, False, {"AWS_DEFAULT_REGION": "eu-west-1",
+                                              "AWS_ACCESS_KEY_ID": "test",
+                                              "AWS_SECRET_ACCESS_KEY": "test"}),
+        # What is set already is not overridden; keys of your own are never replaced.
+        ({"AWS_DEFAULT_REGION": "ap-south-1", "AWS_ACCESS_KEY_ID": "AKID"}, False, {}),
+        ({"AWS_PROFILE": "dev"}, False, {"AWS_DEFAULT_REGION": "us-east-1"}),
+        # Signatures checked: the keys are the user's own, never printed.
+        ({}, True, {"AWS_DEFAULT_REGION": "us-east-1"}),
+    ],
+)  # fmt: skip
+def test_the_banner_exports_what_an_sdk_needs(
+    environ: dict[str, str], signed: bool, expected: dict[str, str]
+) -> None:
+    lines = banner(_Started(), signed=signed, environ=environ)  # type: ignore[arg-type]
+    urls = {
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": "http://127.0.0.1:4000",
+        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4000",
+    }
+    assert _exported(lines) == {**urls, **expected}
+    exports = [line for line in lines if line.startswith("export ")]
+    assert lines[: len(exports)] == exports
+    assert all(line.startswith("#") for line in lines[len(exports) :])

@@ -359,7 +359,8 @@ class AsyncInferenceClient:
                         else str(exc)
                     )
                     raise TransportError(
-                        f"{operation} to {url.host} failed after {attempt} attempt(s): "
+                        f"{operation} to {url.host} failed after {attempt} "
+                        f"{'attempt' if attempt == 1 else 'attempts'}: "
                         f"{type(exc).__name__}: {detail}",
                         attempts=attempt,
                     ) from exc
