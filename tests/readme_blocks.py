@@ -38,6 +38,7 @@ FILE_BLOCK = re.compile(r"#\s*(?P<name>[\w.-]+\.py)\s*$")
 class Block:
     line: int  # of the opening fence, 1-based
     section: str
+    section_line: int  # of its heading (0 before the first): two "Configuration"s differ
     language: str
     code: str
     not_run: str | None  # the reason, when marked
@@ -74,7 +75,7 @@ def parse(text: str) -> tuple[list[Block], list[Problem]]:
     blocks: list[Block] = []
     problems: list[Problem] = []
     lines = text.split("\n")
-    section = "(top)"
+    section, section_line = "(top)", 0
     marker: tuple[int, str] | None = None  # (line, reason) of a pending not-run marker
     index = 0
     while index < len(lines):
@@ -106,11 +107,11 @@ def parse(text: str) -> tuple[list[Block], list[Problem]]:
             code = "\n".join(body) + "\n"
             not_run = marker[1] if marker is not None else None
             marker = None
-            block = Block(number, section, language, code, not_run)
+            block = Block(number, section, section_line, language, code, not_run)
             blocks.append(block)
             problems.extend(_check(block))
         elif heading is not None:
-            section = heading["title"]
+            section, section_line = heading["title"], number
             if marker is not None:
                 problems.append(Problem(marker[0], "a not-run marker with no block after it"))
                 marker = None
@@ -147,12 +148,12 @@ def _check(block: Block) -> list[Problem]:
     return []
 
 
-def runnable_sections(blocks: list[Block]) -> dict[str, list[Block]]:
-    """Section title to its blocks that run (file blocks included), in README order."""
-    sections: dict[str, list[Block]] = {}
+def runnable_sections(blocks: list[Block]) -> dict[tuple[int, str], list[Block]]:
+    """(heading line, title) to the section's blocks that run, in README order."""
+    sections: dict[tuple[int, str], list[Block]] = {}
     for block in blocks:
         if block.runs:
-            sections.setdefault(block.section, []).append(block)
+            sections.setdefault((block.section_line, block.section), []).append(block)
     return sections
 
 

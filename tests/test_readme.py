@@ -129,10 +129,12 @@ def _uses_aws(blocks: list[Block]) -> bool:
 
 @pytest.mark.parametrize(
     "section",
-    [pytest.param(title, id=title) for title in _SECTIONS],
+    [pytest.param(key, id=key[1]) for key in _SECTIONS],
 )
 @pytest.mark.slow  # each section is a child process running real commands: 1 to 5 s
-def test_section_runs_as_written(section: str, reader_env: dict[str, str], tmp_path: Path) -> None:
+def test_section_runs_as_written(
+    section: tuple[int, str], reader_env: dict[str, str], tmp_path: Path
+) -> None:
     blocks = _SECTIONS[section]
     if _uses_aws(blocks) and shutil.which("aws", path=reader_env["PATH"]) is None:
         pytest.skip("the AWS CLI (`aws`) is not installed here: its walkthrough cannot run")

@@ -27,7 +27,7 @@ def test_python_and_shell_run_text_does_not_and_sections_group_them() -> None:
         ("Shell", "", False),
         ("Shell", "", False),
     ]
-    assert list(runnable_sections(blocks)) == ["Title", "Shell"]
+    assert list(runnable_sections(blocks)) == [(1, "Title"), (6, "Shell")]
     assert blocks[0].code == "x = 1\n"
     assert blocks[0].line == 3
 
@@ -82,3 +82,13 @@ def test_a_marker_quoted_in_prose_is_just_text() -> None:
     )
     assert problems == []
     assert blocks[0].runs
+
+
+def test_two_sections_of_the_same_title_stay_apart() -> None:
+    blocks, _ = parse(
+        _doc(
+            "## Configuration", f"{FENCE}sh", "a", FENCE,
+            "## Configuration", f"{FENCE}sh", "b", FENCE,
+        )
+    )  # fmt: skip
+    assert [len(group) for group in runnable_sections(blocks).values()] == [1, 1]
