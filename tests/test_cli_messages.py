@@ -16,7 +16,7 @@ from sagemaker_async.cli._batch_command import _stopping_message
 from sagemaker_async.cli._common import Streams
 from sagemaker_async.cli._errors import Redactor, describe, report
 from sagemaker_async.cli._main import run
-from sagemaker_async.cli._parser import _DEFAULT_SERVE_CONCURRENCY
+from sagemaker_async.cli._parser import _DEFAULT_SERVE_CONCURRENCY, build_parser
 from sagemaker_async.local._endpoint import DEFAULT_CONCURRENCY
 
 
@@ -140,3 +140,12 @@ def test_local_serve_with_an_unreachable_s3_says_it_cannot_serve() -> None:
     assert status == 1
     [line] = err.splitlines()
     assert line.startswith("sagemaker-async: error: cannot serve: CreateBucket")
+
+
+def test_local_serve_still_accepts_every_global_option_after_the_command() -> None:
+    args = build_parser().parse_args(
+        ["local", "serve", "--endpoint", "e=m:f", "--region", "eu-west-1", "--profile", "p",
+         "--endpoint-url", "http://x", "--s3-endpoint-url", "http://127.0.0.1:9", "--debug"]
+    )  # fmt: skip
+    assert (args.region, args.profile, args.debug) == ("eu-west-1", "p", True)
+    assert args.s3_endpoint_url == "http://127.0.0.1:9"

@@ -312,12 +312,16 @@ def _port(text: str) -> int:
 
 
 def _serve_options() -> argparse.ArgumentParser:
-    """What ``local serve`` takes of the global options: the others mean nothing to it.
+    """The global options as ``local serve`` shows them: only those that mean something to it.
 
     Its ``--s3-endpoint-url`` is where it stores objects. It does not read
     ``AWS_ENDPOINT_URL_S3``: that variable, once exported, points at this very server.
     """
     parent = argparse.ArgumentParser(add_help=False)
+    # Accepted like on every command (a copied command line still parses), not shown: the
+    # server signs nothing with them and serves every region.
+    for option in ("--region", "--profile", "--endpoint-url"):
+        parent.add_argument(option, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     group = parent.add_argument_group("global options")
     group.add_argument(
         "--s3-endpoint-url",
