@@ -47,6 +47,8 @@ def _run_shell(code: str) -> int:
 
 def main() -> int:
     blocks = json.load(sys.stdin)["blocks"]
+    # As at a Python prompt: modules in the working folder import, not this script's own.
+    sys.path[0] = ""
     namespace: dict[str, Any] = {"__name__": "__main__"}
     loops: list[Any] = []
     try:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 from readme_blocks import parse, runnable_sections
 
 FENCE = "```"
@@ -92,3 +97,58 @@ def test_two_sections_of_the_same_title_stay_apart() -> None:
         )
     )  # fmt: skip
     assert [len(group) for group in runnable_sections(blocks).values()] == [1, 1]
+
+
+# -- the runner: a section's blocks share what a reader's shell and prompt would ---------------
+
+_RUNNER = Path(__file__).resolve().parent / "readme_runner.py"
+
+
+def _run_section(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    blocks, problems = parse(text)
+    assert problems == []
+    payload = {
+        "blocks": [
+            {"line": b.line, "kind": b.kind, "code": b.code, "file": b.file_name}
+            for b in blocks
+            if b.runs
+        ]
+    }
+    return subprocess.run(
+        [sys.executable, str(_RUNNER)],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_blocks_share_names_a_loop_exports_and_files(tmp_path: Path) -> None:
+    result = _run_section(
+        tmp_path,
+        _doc(
+            f"{FENCE}python", "import asyncio",
+            "async def later(): return asyncio.get_running_loop()", "first = await later()", FENCE,
+            f"{FENCE}python", "assert await later() is first  # one loop for the section", FENCE,
+            f"{FENCE}python", "# helper.py", "VALUE = 42", FENCE,
+            f"{FENCE}sh", "export GREETING=hello", "echo written > note.txt", FENCE,
+            f"{FENCE}sh", 'test "$GREETING" = hello', "grep -q written note.txt", FENCE,
+            f"{FENCE}python", "import helper", "assert helper.VALUE == 42", FENCE,
+        ),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_failing_block_is_named_by_its_readme_line(tmp_path: Path) -> None:
+    text = _doc("# T", "", f"{FENCE}python", "x = 1", "raise ValueError('boom')", FENCE)
+    failed = _run_section(tmp_path, text)
+    assert failed.returncode == 1
+    assert 'File "README.md", line 5' in failed.stderr  # the README's own line number
+    assert "README.md line 3: the Python block failed" in failed.stderr
+    shell = _run_section(tmp_path, _doc(f"{FENCE}sh", "true", "exit 3", FENCE))
+    assert shell.returncode == 1
+    assert "README.md line 1: the shell block exited 3" in shell.stderr
+    piped = _run_section(tmp_path, _doc(f"{FENCE}sh", "false | true", FENCE))
+    assert piped.returncode == 1  # pipefail: a failure inside a pipe is not hidden
