@@ -334,7 +334,7 @@ def _serve_options() -> argparse.ArgumentParser:
         "--debug",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="show tracebacks",
+        help="show tracebacks and the library's DEBUG log",
     )
     return parent
 
