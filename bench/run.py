@@ -759,6 +759,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, help="seconds allowed per client process")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument(
+        "--no-s3", action="store_true", help="skip the S3 rows (waits, 1 GiB up/down)"
+    )
     args = parser.parse_args(argv)
 
     plan = Plan(**asdict(QUICK if args.quick else FULL))
@@ -796,6 +799,15 @@ def main(argv: list[str] | None = None) -> int:
         plan, summary, targets, m, active, data["skipped"], args.quick, elapsed, server_note
     )
 
+    s3: dict[str, Any] | None = None
+    if not args.no_s3:
+        from bench import s3_bench
+
+        log("S3 rows: many waits, 1 GiB upload and download")
+        s3 = s3_bench.run(args.quick, child_env())
+        text += "\n" + s3["markdown"]
+        targets += s3["targets"]
+
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(text)
     write_json(
@@ -811,6 +823,7 @@ def main(argv: list[str] | None = None) -> int:
             "server": data["server"],
             "server_cpu_us_per_request_median": server_us,
             "runs": data["runs"],
+            "s3": s3,
         },
     )
     if not args.no_chart:
@@ -819,14 +832,27 @@ def main(argv: list[str] | None = None) -> int:
             f"cores, {m['python']}; medians of {plan.rounds} round(s)"
         )
         chart(summary, plan, active, args.out / "chart.png", title)
+        if s3 is not None and s3["transfers"]:
+            from bench import s3_bench
+
+            s3_bench.chart(s3, args.out / "s3_chart.png")
 
     print(markdown_tables(summary, plan, active))
+    if s3 is not None:
+        print()
+        print(s3["markdown"])
     print()
     for t in targets:
         print(f"{t['status']:4}  {t['target']}: {t['detail']}")
     print(f"\nwrote {args.out}/results.md, results.json" + ("" if args.no_chart else ", chart.png"))
     log(f"done in {elapsed:.0f} s")
     failed = [r for r in data["runs"] if not r.get("ok")]
+    if s3 is not None and not all(
+        row.get("ok")
+        for rows in (s3["transfers"].get("upload", {}), s3["transfers"].get("download", {}))
+        for row in rows.values()
+    ):
+        failed.append({"s3": "a transfer failed"})
     return 1 if failed else 0
 
 

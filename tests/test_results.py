@@ -9,6 +9,7 @@ for both the retry backoff and the poll delays. Nothing here sleeps for real.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import hashlib
 import io
@@ -82,13 +83,15 @@ class FakeS3:
         self.heads: list[str] = []
         self.gets: list[str] = []
 
-    async def head_object(self, location: S3Location) -> bool:
+    async def head_object(self, location: S3Location, *, retries: bool = True) -> bool:
         self.heads.append(location.uri)
         return self.heads.count(location.uri) > self.appear_after.get(location.uri, 10**9)
 
-    async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
+    async def open_object(self, location: S3Location) -> httpx.Response:
         self.gets.append(location.uri)
-        return self.bodies[location.uri], "application/json"
+        return httpx.Response(
+            200, content=self.bodies[location.uri], headers={"Content-Type": "application/json"}
+        )
 
 
 # -- pure decisions -------------------------------------------------------------------------
@@ -256,7 +259,7 @@ async def test_no_timeout_waits_as_long_as_it_takes_at_the_capped_pace() -> None
 
 async def test_access_denied_is_raised_at_once_not_as_a_timeout() -> None:
     class Denied(FakeS3):
-        async def head_object(self, location: S3Location) -> bool:
+        async def head_object(self, location: S3Location, *, retries: bool = True) -> bool:
             self.heads.append(location.uri)
             if location.uri == FAILURE:
                 raise AccessDeniedError("denied", code="Forbidden", status_code=403)
@@ -429,7 +432,14 @@ async def test_client_s3_requests_equal_botocores(
             ("get_object", get, lambda: client.get_result(uri)),
             ("put_object", put, lambda: client.upload_input(b"{}", uri, content_type="a/b")),
         ):
-            extra = {"Body": b"{}", "ContentType": "a/b"} if operation == "put_object" else {}
+            extra: dict[str, Any] = {}
+            if operation == "put_object":  # botocore with its SHA-256 checksum, as we send it
+                extra = {
+                    "Body": b"{}",
+                    "ContentType": "a/b",
+                    "ChecksumAlgorithm": "SHA256",
+                    "ChecksumSHA256": base64.b64encode(hashlib.sha256(b"{}").digest()).decode(),
+                }
             theirs = botocore_request(boto, operation, Bucket="my-bucket", Key=ODD_KEY, **extra)
             client._clock = lambda theirs=theirs: _epoch(header(theirs, "X-Amz-Date"))
             await call()
@@ -437,6 +447,10 @@ async def test_client_s3_requests_equal_botocores(
             assert str(ours.url) == theirs.url
             for name in ("Authorization", "X-Amz-Date", "X-Amz-Content-SHA256"):
                 assert ours.headers[name] == header(theirs, name), name
+            for name in ("x-amz-checksum-sha256", "x-amz-sdk-checksum-algorithm"):
+                assert ours.headers.get(name) == (
+                    header(theirs, name) if name in theirs.headers else None
+                ), name
             if token:
                 assert ours.headers["X-Amz-Security-Token"] == token
 
@@ -546,7 +560,8 @@ async def test_upload_bytes_request(router: respx.MockRouter) -> None:
     assert sent.headers["content-type"] == "a/b"
     assert sent.headers["x-amz-content-sha256"] == hashlib.sha256(payload).hexdigest()
     assert (
-        "SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date,"
+        "SignedHeaders=content-type;host;x-amz-checksum-sha256;x-amz-content-sha256;x-amz-date;"
+        "x-amz-sdk-checksum-algorithm,"
         in (sent.headers["authorization"])
     )
 

@@ -17,6 +17,7 @@ replayed through our client on the respx seam with the same keys and clock, and:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import importlib.util
 import json
 import re
@@ -31,6 +32,7 @@ import pytest
 import sagemaker_async
 from helpers import FIXED_TIME, SleepRecorder, new_router
 from sagemaker_async import AsyncInferenceClient, AsyncInvocation, ServiceError, __version__
+from sagemaker_async._freshness import parse_http_date
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "invoke"
@@ -153,6 +155,14 @@ async def test_response_parses_as_botocore_read_it(name: str) -> None:
     expect = read(name, "scenario.json")["expect"]
     requests, outcome = await replay(name)
     if "invocation" in expect:
+        assert isinstance(outcome, AsyncInvocation)
+        # botocore does not model submitted_at: it is the answer's Date header, ours alone.
+        response_headers = {
+            n.lower(): v for n, v in read(name, "response.json")["headers"]
+        }
+        assert outcome.submitted_at == parse_http_date(response_headers.get("date"))
+        assert outcome.submitted_at is not None
+        outcome = dataclasses.replace(outcome, submitted_at=None)
         assert outcome == AsyncInvocation(**expect["invocation"])
         assert len(requests) == 1
         return

@@ -1,7 +1,8 @@
 """sagemaker-async: an asyncio-native client for Amazon SageMaker Asynchronous Inference."""
 
 from ._client import AsyncInferenceClient
-from ._models import AsyncInvocation, InferenceResult
+from ._models import AsyncInvocation, DownloadedResult, InferenceResult
+from ._streams import ResultStream
 from ._version import __version__
 from .errors import (
     AccessDeniedError,
@@ -9,6 +10,7 @@ from .errors import (
     InternalFailure,
     NoCredentialsError,
     ParamValidationError,
+    ResultTooLargeError,
     SageMakerAsyncError,
     ServiceError,
     ServiceUnavailable,
@@ -22,11 +24,14 @@ __all__ = [
     "AccessDeniedError",
     "AsyncInferenceClient",
     "AsyncInvocation",
+    "DownloadedResult",
     "InferenceFailedError",
     "InferenceResult",
     "InternalFailure",
     "NoCredentialsError",
     "ParamValidationError",
+    "ResultStream",
+    "ResultTooLargeError",
     "SageMakerAsyncError",
     "ServiceError",
     "ServiceUnavailable",
@@ -38,6 +43,12 @@ __all__ = [
 ]
 
 # Reprs and tracebacks should name the public path, as httpx does.
-for _name in ("AsyncInferenceClient", "AsyncInvocation", "InferenceResult"):
+for _name in (
+    "AsyncInferenceClient",
+    "AsyncInvocation",
+    "DownloadedResult",
+    "InferenceResult",
+    "ResultStream",
+):
     globals()[_name].__module__ = __name__
 del _name

@@ -24,14 +24,29 @@ import httpx
 from ._config import resolve_settings
 from ._credentials import CredentialProvider, make_provider
 from ._endpoints import check_custom_endpoint_flags, configured_endpoint_url, resolve_runtime_url
-from ._models import AsyncInvocation, InferenceResult
+from ._models import AsyncInvocation, DownloadedResult, InferenceResult
+from ._multipart import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PART_SIZE,
+    DEFAULT_THRESHOLD,
+    open_source,
+    upload_multipart,
+)
 from ._objects import S3Objects
 from ._params import InvokeParams, validate_invoke
 from ._protocol import invoke_headers, invoke_path, parse_error, parse_invoke_response
 from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
 from ._retry import RetryPolicy, retry_after_seconds
-from ._s3 import check_content_type, parse_s3_uri
+from ._s3 import S3Location, check_content_type, parse_s3_uri
 from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
+from ._streams import (
+    ResultStream,
+    StreamContext,
+    check_download_path,
+    check_max_bytes,
+    write_file,
+)
+from ._threads import run_to_end
 from ._transport import LeanTransport, proxy_configured
 from ._uploads import Payload, prepare_upload, read_small
 from ._version import __version__
@@ -250,14 +265,21 @@ class AsyncInferenceClient:
         context.set_alpn_protocols(["http/1.1"])
         return context
 
-    async def _send_once(self, request: httpx.Request) -> httpx.Response:
-        """Send through the one seam and read the whole body."""
+    async def _send_once(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+        """Send through the one seam; read the whole body unless ``stream``.
+
+        A streamed response is httpx's own streaming shape (``client.send(..., stream=True)``
+        or a transport's unread response): the caller reads it with ``aiter_raw`` and must
+        ``aclose`` it.
+        """
         if self._http_client is not None:
-            return await self._http_client.send(request)
+            return await self._http_client.send(request, stream=stream)
         sender = self._transport or self._default_transport(request.url)
         if isinstance(sender, httpx.AsyncClient):
-            return await sender.send(request)
+            return await sender.send(request, stream=stream)
         response = await sender.handle_async_request(request)
+        if stream:
+            return response
         try:
             await response.aread()
         finally:
@@ -297,11 +319,16 @@ class AsyncInferenceClient:
         parse_failure: Callable[[httpx.Response], ServiceError],
         accept: Callable[[int], bool] = lambda status: 200 <= status < 300,
         log_fields: str = "",
+        stream: bool = False,
+        retries: bool = True,
     ) -> httpx.Response:
         """Sign and send one operation, with standard-mode retries.
 
         Returns the first response whose status ``accept``s; raises the parsed
-        ``ServiceError`` or a ``TransportError`` once retries are exhausted.
+        ``ServiceError`` or a ``TransportError`` once retries are exhausted. With ``stream``
+        the accepted response's body is left unread (the caller closes it). With
+        ``retries=False`` one attempt is made and the retry quota is neither spent nor
+        refilled: polling has its own schedule and must not drain what invokes need.
         """
         self._check_open()
         headers = list(headers)
@@ -310,7 +337,7 @@ class AsyncInferenceClient:
         credentials = await self._credentials.get()
         invocation_id = str(uuid.uuid4())
         retry = self._retry
-        max_attempts = retry.max_attempts
+        max_attempts = retry.max_attempts if retries else 1
         spent = 0
         refreshed = False
         attempt = 1
@@ -333,7 +360,12 @@ class AsyncInferenceClient:
             )
             started = time.perf_counter()
             try:
-                response = await self._send_once(request)
+                response = await self._send_once(request, stream)
+                if stream and not accept(response.status_code):
+                    try:  # an error answer is small: read it whole to parse it
+                        await response.aread()
+                    finally:
+                        await response.aclose()
             except httpx.TransportError as exc:
                 decision = retry.classify_exception(exc)
                 if debug:
@@ -382,7 +414,8 @@ class AsyncInferenceClient:
                     (time.perf_counter() - started) * 1000,
                 )
             if accept(status):
-                retry.quota.on_success(spent)
+                if retries:
+                    retry.quota.on_success(spent)
                 return response
             error = parse_failure(response)
             if error.code in _EXPIRED_CODES and not refreshed:
@@ -575,13 +608,18 @@ class AsyncInferenceClient:
         ``data`` is ``bytes``, a file path (``str`` or ``os.PathLike``) or a binary file
         object (read from its current position; it must be seekable and is not closed).
         Files are streamed in 1 MiB chunks, never held whole in memory; their SHA-256 (S3
-        checks it) is computed in a worker thread; a retry re-reads from the start.
-        ``content_type`` is stored with the object.
+        checks it, and stores it as the object's checksum) is computed in a worker thread;
+        a retry re-reads from the start. Above 64 MiB the upload is a multipart upload:
+        8 MiB parts sent concurrently, each checksummed and retried on its own, aborted on
+        any failure or cancellation. A file that changes while it is uploaded is an error
+        naming it, and nothing is stored. ``content_type`` is stored with the object.
         """
         self._check_open()
         location = parse_s3_uri(s3_uri, param="s3_uri")
         if content_type is not None:
             check_content_type(content_type)
+        if await self._upload_in_parts(data, location, content_type):
+            return location.uri
         body = await prepare_upload(data)
         await self._s3.put_object(
             location,
@@ -592,6 +630,38 @@ class AsyncInferenceClient:
             content_type=content_type,
         )
         return location.uri
+
+    # Multipart settings: tests and benchmarks adjust them on an instance.
+    _multipart_threshold = DEFAULT_THRESHOLD
+    _part_size = DEFAULT_PART_SIZE
+    _part_concurrency = DEFAULT_CONCURRENCY
+
+    async def _upload_in_parts(
+        self, data: Payload, location: S3Location, content_type: str | None
+    ) -> bool:
+        """Upload ``data`` in parts if it is above the threshold; False: it is not."""
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            if len(data) <= self._multipart_threshold:
+                return False
+            source = open_source(data)
+        else:
+            source = await run_to_end(open_source, data)
+        if source is None:
+            return False
+        try:
+            if source.size <= self._multipart_threshold:
+                return False
+            await upload_multipart(
+                self._s3,
+                location,
+                source,
+                content_type=content_type,
+                part_size=self._part_size,
+                concurrency=self._part_concurrency,
+            )
+            return True
+        finally:
+            source.close()
 
     async def submit(
         self,
@@ -643,35 +713,93 @@ class AsyncInferenceClient:
         *,
         timeout: float | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_bytes: int | None = None,
     ) -> InferenceResult:
         """Wait until the output or the failure object of ``invocation`` exists.
 
         ``invocation`` is the ``AsyncInvocation`` from ``invoke_endpoint_async`` or
         ``submit`` (to read an output by location, use ``get_result``). Polls with HEAD,
         the output and failure objects together, every ``poll_interval`` seconds at first
-        and up to 30 s apart (with jitter); ``timeout=None`` waits forever.
+        and up to 30 s apart (with jitter); ``timeout=None`` waits forever. Objects older
+        than ``invocation.submitted_at`` (a previous run's, at a reused key) are ignored;
+        if both objects are fresh, the later one wins.
 
         Returns the output as ``InferenceResult``; raises ``InferenceFailedError`` with the
-        failure object's text, ``WaitTimeoutError`` once ``timeout`` seconds pass, and
-        ``AccessDeniedError`` at once on an S3 403. Cancelling it cancels the requests in
-        flight and leaves nothing running.
+        failure object's text, ``WaitTimeoutError`` once ``timeout`` seconds pass,
+        ``ResultTooLargeError`` (before the body is read) for an output over
+        ``max_bytes``, and ``AccessDeniedError`` (or any other 4xx) at once. 5xx answers,
+        throttling and connection failures only delay the wait. Cancelling it cancels the
+        requests in flight and leaves nothing running.
         """
         self._check_open()
-        return await self._results.wait(invocation, timeout=timeout, poll_interval=poll_interval)
+        check_max_bytes(max_bytes)
+        return await self._results.wait(
+            invocation, timeout=timeout, poll_interval=poll_interval, max_bytes=max_bytes
+        )
 
     async def poll_result(self, invocation: AsyncInvocation) -> InferenceResult | None:
         """One look, no waiting: the result, ``None`` while pending, or the failure raised.
 
         For services that check on their own schedule (a periodic job, a queue consumer).
+        The same freshness rule as ``wait_for_result``.
         """
         self._check_open()
         return await self._results.poll(invocation)
 
-    async def get_result(self, output_location: str) -> InferenceResult:
-        """GetObject of an output by its S3 URI (e.g. a stored ``output_location``)."""
+    async def get_result(
+        self, output_location: str, *, max_bytes: int | None = None
+    ) -> InferenceResult:
+        """GetObject of an output by its S3 URI (e.g. a stored ``output_location``).
+
+        The body is exactly the stored bytes (a ``Content-Encoding`` is reported in
+        ``content_encoding``, not decoded). Larger than ``max_bytes``:
+        ``ResultTooLargeError``, decided from the response head before the body is read.
+        """
         self._check_open()
         location = parse_s3_uri(output_location, param="output_location")
-        return await self._results.get(location, output_location)
+        check_max_bytes(max_bytes)
+        return await self._results.get(location, output_location, max_bytes)
+
+    def stream_result(self, output_location: str) -> StreamContext:
+        """``async with client.stream_result(uri) as stream: async for chunk in stream``.
+
+        The object is read as it arrives, in bounded memory; a connection lost mid-body
+        raises ``TransportError`` from the iteration, never a short body.
+        """
+        self._check_open()
+        location = parse_s3_uri(output_location, param="output_location")
+
+        async def open_stream() -> ResultStream:
+            self._check_open()
+            return ResultStream(await self._s3.open_object(location), output_location)
+
+        return StreamContext(open_stream)
+
+    async def download_result(
+        self,
+        invocation: AsyncInvocation,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> DownloadedResult:
+        """Wait as ``wait_for_result`` does, then stream the output into the file ``path``.
+
+        The bytes go to a temporary file beside ``path``, renamed over it at the end:
+        ``path`` is never half-written, and nothing is left behind on an error or a
+        cancellation. A directory or an unwritable path is refused before any request.
+        """
+        self._check_open()
+        target = check_download_path(path)
+        await self._results.wait_for_output(
+            invocation, timeout=timeout, poll_interval=poll_interval
+        )
+        uri = invocation.output_location
+        assert uri is not None  # wait_for_output checked it
+        async with self.stream_result(uri) as stream:
+            size = await write_file(stream, target)
+            content_type = stream.content_type
+        return DownloadedResult(path=target, location=uri, content_type=content_type, size=size)
 
 
 def _parse_runtime_failure(response: httpx.Response) -> ServiceError:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
-__all__ = ["AsyncInvocation", "InferenceResult"]
+__all__ = ["AsyncInvocation", "DownloadedResult", "InferenceResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +17,8 @@ class AsyncInvocation:
     output_location: str | None
     failure_location: str | None
     request_id: str | None = None
+    # The service's Date on the 202 (aware UTC): objects older than it are a previous run's.
+    submitted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +28,22 @@ class InferenceResult:
     body: bytes = field(repr=False)
     location: str
     content_type: str | None = None
+    # Reported, never decoded: the body is exactly the stored object.
+    content_encoding: str | None = None
 
     def __repr__(self) -> str:
         # The body may be large or sensitive: show its size, not its bytes.
         return (
             f"InferenceResult(location={self.location!r}, content_type={self.content_type!r}, "
-            f"body=<{len(self.body)} bytes>)"
+            f"content_encoding={self.content_encoding!r}, body=<{len(self.body)} bytes>)"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadedResult:
+    """An output written to a local file by ``download_result``."""
+
+    path: Path
+    location: str
+    content_type: str | None
+    size: int

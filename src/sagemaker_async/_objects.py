@@ -8,13 +8,29 @@ dual-stack settings choose the S3 host too: a FIPS user's payload never leaves F
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import httpx
 
 from ._endpoints import resolve_s3_host
+from ._freshness import parse_http_date
+from ._multipart_wire import (
+    CompletedPart,
+    abort_request,
+    checksum_headers,
+    complete_body,
+    complete_request,
+    create_request,
+    parse_complete,
+    parse_upload_id,
+    upload_part_request,
+)
+from ._protocol import request_id_of
 from ._s3 import (
     Redirect,
     S3Endpoint,
@@ -30,7 +46,7 @@ from ._s3 import (
 from ._signing import SigV4Signer
 from .errors import AccessDeniedError, ServiceError
 
-__all__ = ["S3Objects", "Sender"]
+__all__ = ["ObjectHead", "S3Objects", "Sender", "object_head"]
 
 logger = logging.getLogger("sagemaker_async")
 
@@ -55,7 +71,36 @@ class Sender(Protocol):
         parse_failure: Callable[[httpx.Response], ServiceError],
         accept: Callable[[int], bool] = ...,
         log_fields: str = "",
+        stream: bool = ...,
+        retries: bool = ...,
     ) -> httpx.Response: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectHead:
+    """What a HEAD (or a GET's response head) says about an object, body unread."""
+
+    last_modified: datetime | None = None
+    content_length: int | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+
+
+def object_head(headers: httpx.Headers) -> ObjectHead:
+    """The object's metadata from S3's response headers (a bad length reads as unknown)."""
+    length_text = headers.get("content-length")
+    length = int(length_text) if length_text is not None and length_text.isdigit() else None
+    return ObjectHead(
+        last_modified=parse_http_date(headers.get("last-modified")),
+        content_length=length,
+        content_type=headers.get("content-type"),
+        content_encoding=headers.get("content-encoding"),
+    )
+
+
+# CompleteMultipartUpload can fail after its 200 head was sent: these codes are transient.
+_COMPLETE_RETRY_CODES = frozenset({"InternalError", "SlowDown", "ServiceUnavailable"})
+_COMPLETE_ATTEMPTS = 3
 
 
 def _ok(status: int) -> bool:
@@ -142,6 +187,8 @@ class S3Objects:
         content: Content = b"",
         accept: Callable[[int], bool] = _ok,
         log_fields: str = "",
+        stream: bool = False,
+        retries: bool = True,
     ) -> httpx.Response:
         """Send, following a region redirect once."""
         region = self.bucket_region(bucket)
@@ -174,6 +221,8 @@ class S3Objects:
                     parse_failure=parse_failure,
                     accept=accept,
                     log_fields=log_fields,
+                    stream=stream,
+                    retries=retries,
                 )
             except ServiceError:
                 if redirected or not redirects:
@@ -224,25 +273,119 @@ class S3Objects:
         content_length: int | None = None,
         content_type: str | None = None,
     ) -> httpx.Response:
-        """Upload; ``content_length`` is required when ``content`` is a stream factory."""
-        return await self._request(
-            location.bucket,
-            lambda endpoint: put_object_request(
+        """Upload; ``content_length`` is required when ``content`` is a stream factory.
+
+        The payload's SHA-256 goes twice, as botocore sends it with ChecksumAlgorithm
+        SHA256: signed (``X-Amz-Content-SHA256``) and as ``x-amz-checksum-sha256``, which
+        S3 stores with the object and which Object Lock buckets require.
+        """
+        checksums = checksum_headers(payload_hash)
+
+        def build(endpoint: S3Endpoint) -> S3Request:
+            request = put_object_request(
                 location,
                 endpoint,
                 payload_hash=payload_hash,
                 content_type=content_type,
                 content_length=content_length,
+            )
+            return dataclasses.replace(request, headers=(*checksums, *request.headers))
+
+        return await self._request(
+            location.bucket, build, content=content, log_fields=f" location={location.uri}"
+        )
+
+    # -- multipart -------------------------------------------------------------------------
+
+    async def create_multipart_upload(
+        self, location: S3Location, *, content_type: str | None = None
+    ) -> str:
+        response = await self._request(
+            location.bucket,
+            lambda endpoint: create_request(location, endpoint, content_type=content_type),
+            log_fields=f" location={location.uri}",
+        )
+        return parse_upload_id(
+            response.status_code, response.content, request_id_of(response.headers)
+        )
+
+    async def upload_part(
+        self,
+        location: S3Location,
+        *,
+        upload_id: str,
+        part_number: int,
+        data: Content,
+        payload_hash: str,
+        content_length: int | None = None,
+    ) -> str:
+        """One part, retried on its own by the client's retry policy; returns its ETag.
+
+        ``data`` is bytes, or a factory of a fresh stream per attempt with its
+        ``content_length``.
+        """
+        response = await self._request(
+            location.bucket,
+            lambda endpoint: upload_part_request(
+                location,
+                endpoint,
+                upload_id=upload_id,
+                part_number=part_number,
+                payload_hash=payload_hash,
+                content_length=content_length,
             ),
-            content=content,
+            content=data,
+            log_fields=f" location={location.uri} part={part_number}",
+        )
+        etag: str | None = response.headers.get("etag")
+        if not etag:
+            raise ServiceError(
+                f"UploadPart {part_number} of {location.uri} answered without an ETag",
+                code="MalformedResponse",
+                status_code=response.status_code,
+                request_id=request_id_of(response.headers),
+            )
+        return etag
+
+    async def complete_multipart_upload(
+        self, location: S3Location, *, upload_id: str, parts: list[CompletedPart]
+    ) -> None:
+        """Complete; S3 may answer 200 with an error in the body, retried if transient."""
+        body = complete_body(parts)
+        attempt = 1
+        while True:
+            response = await self._request(
+                location.bucket,
+                lambda endpoint: complete_request(
+                    location, endpoint, upload_id=upload_id, parts=parts
+                )[0],
+                content=body,
+                log_fields=f" location={location.uri}",
+            )
+            error = parse_complete(
+                response.status_code, response.content, request_id_of(response.headers)
+            )
+            if error is None:
+                return
+            if error.code not in _COMPLETE_RETRY_CODES or attempt >= _COMPLETE_ATTEMPTS:
+                raise error
+            attempt += 1
+
+    async def abort_multipart_upload(self, location: S3Location, *, upload_id: str) -> None:
+        await self._request(
+            location.bucket,
+            lambda endpoint: abort_request(location, endpoint, upload_id=upload_id),
             log_fields=f" location={location.uri}",
         )
 
-    async def head_object(self, location: S3Location) -> bool:
-        """True when the object exists, False on 404; any other answer raises.
+    async def head_object(
+        self, location: S3Location, *, retries: bool = True
+    ) -> ObjectHead | None:
+        """The object's metadata, None on 404; any other answer raises.
 
         A 403 is an ``AccessDeniedError`` whose message says what to grant: S3 answers 403
         instead of 404 for a missing object when the caller may not list the bucket.
+        ``retries=False``: one attempt, no retry quota (a wait retries on its own schedule).
         """
         try:
             response = await self._request(
@@ -250,6 +393,7 @@ class S3Objects:
                 lambda endpoint: head_object_request(location, endpoint),
                 accept=_found_or_missing,
                 log_fields=f" location={location.uri}",
+                retries=retries,
             )
         except AccessDeniedError as exc:
             raise AccessDeniedError(
@@ -260,13 +404,26 @@ class S3Objects:
                 status_code=exc.status_code,
                 request_id=exc.request_id,
             ) from exc
-        return response.status_code != 404
+        if response.status_code == 404:
+            return None
+        return object_head(response.headers)
 
-    async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
-        """The object's bytes and its Content-Type."""
-        response = await self._request(
+    async def open_object(self, location: S3Location) -> httpx.Response:
+        """GetObject with the body unread: the caller streams it and must ``aclose`` it."""
+        return await self._request(
             location.bucket,
             lambda endpoint: get_object_request(location, endpoint),
             log_fields=f" location={location.uri}",
+            stream=True,
         )
-        return response.content, response.headers.get("content-type")
+
+    async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
+        """The object's stored bytes (never decoded) and its Content-Type."""
+        from ._streams import read_body  # here: _streams builds on this module
+
+        response = await self.open_object(location)
+        try:
+            body = await read_body(response, location.uri, None)
+        finally:
+            await response.aclose()
+        return body, response.headers.get("content-type")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from urllib.parse import quote
 
+from ._freshness import parse_http_date
 from ._models import AsyncInvocation
 from ._params import InvokeParams
 from .errors import (
@@ -155,6 +156,7 @@ def parse_invoke_response(
         output_location=headers.get("x-amzn-sagemaker-outputlocation"),
         failure_location=headers.get("x-amzn-sagemaker-failurelocation"),
         request_id=request_id,
+        submitted_at=parse_http_date(headers.get("date")),
     )
 
 

@@ -5,9 +5,17 @@ FailureLocation; polling S3 well is the whole job. So:
 
 - one task watches both objects, HEAD requests sent together, and nothing else runs in
   the background: cancelling the caller cancels (and awaits) the in-flight requests;
-- 404 means "not yet"; a 403 is raised at once as ``AccessDeniedError`` (never turned
+- 404 means "not yet", and so does an object older than the invocation (the freshness
+  rule of ``_freshness``: a reused InferenceId or Filename leaves the last run's objects
+  at the same keys);
+- weather does not end a wait: 5xx, throttling, refused or reset connections and
+  timeouts are answered like "not yet", with the schedule's backoff, until the deadline.
+  The HEADs are sent once each (no per-request retries, no retry quota: the quota is for
+  invokes and uploads). A 403 is raised at once as ``AccessDeniedError`` (never turned
   into a timeout: the SageMaker SDK's "inference could still be running" for a missing
-  permission is the mistake this avoids);
+  permission is the mistake this avoids), and so is any other 4xx;
+- all waits of a client sleep on one timer heap and share a bounded number of looks in
+  flight (``_schedule``), so thousands of waits neither flood the pool nor starve invokes;
 - the delay grows from ``poll_interval`` by half each time up to a cap, with jitter so a
   fleet of waiters started together does not poll in lockstep; the last sleep is cut to end
   at the deadline and one last poll made there.
@@ -19,16 +27,32 @@ around them, with its clock, sleep and random source injectable for tests.
 from __future__ import annotations
 
 import asyncio
-import enum
+import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+import httpx
+
+from ._freshness import Outcome, decide_fresh
 from ._models import AsyncInvocation, InferenceResult
+from ._objects import ObjectHead, object_head
+from ._retry import RetryPolicy
 from ._s3 import S3Location, parse_s3_uri
-from .errors import InferenceFailedError, ParamValidationError, WaitTimeoutError
+from ._schedule import PollScheduler
+from ._streams import read_body, too_large
+from .errors import (
+    AccessDeniedError,
+    InferenceFailedError,
+    ParamValidationError,
+    ResultTooLargeError,
+    ServiceError,
+    TransportError,
+    WaitTimeoutError,
+)
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",
@@ -39,6 +63,7 @@ __all__ = [
     "ResultWaiter",
     "decide",
     "gather_or_cancel",
+    "is_weather",
 ]
 
 DEFAULT_POLL_INTERVAL = 1.0
@@ -47,31 +72,52 @@ BACKOFF_FACTOR = 1.5
 JITTER = 0.2  # each delay is drawn from (1 - JITTER, 1] times the nominal delay
 # How long the poll in flight at the deadline may still take before it is abandoned.
 _DEADLINE_GRACE = 1.0
+# A failure object is a message for people: more than this is not read whole.
+_MAX_FAILURE_BYTES = 1024 * 1024
+
+logger = logging.getLogger("sagemaker_async")
 
 _T = TypeVar("_T")
 
 
 class ObjectReader(Protocol):
-    """The two S3 reads waiting needs (``S3Objects`` in the client, fakes in tests)."""
+    """The two S3 reads waiting needs (``S3Objects`` in the client, fakes in tests).
 
-    async def head_object(self, location: S3Location) -> bool: ...
+    ``head_object`` answers None (no such object), or the object's metadata (``True``
+    from a fake: it exists, age unknown); ``open_object`` a GET whose body is unread.
+    """
 
-    async def get_object(self, location: S3Location) -> tuple[bytes, str | None]: ...
+    async def head_object(
+        self, location: S3Location, *, retries: bool = True
+    ) -> ObjectHead | bool | None: ...
 
-
-class Outcome(enum.Enum):
-    PENDING = "pending"
-    OUTPUT = "output"
-    FAILURE = "failure"
+    async def open_object(self, location: S3Location) -> httpx.Response: ...
 
 
 def decide(output_exists: bool, failure_exists: bool) -> Outcome:
     """The output wins if both exist: it is the answer the caller asked for."""
-    if output_exists:
-        return Outcome.OUTPUT
-    if failure_exists:
-        return Outcome.FAILURE
-    return Outcome.PENDING
+    return decide_fresh(None, output_exists, failure_exists)
+
+
+def _seen(head: ObjectHead | bool | None) -> datetime | bool:
+    """A HEAD's answer as ``decide_fresh`` takes it: False, True or a Last-Modified."""
+    if head is None or head is False:
+        return False
+    if head is True:
+        return True
+    return head.last_modified or True
+
+
+def is_weather(exc: BaseException) -> bool:
+    """Whether a failed look should be retried by the wait rather than end it."""
+    if isinstance(exc, TransportError):
+        cause = exc.__cause__
+        return cause is None or RetryPolicy.classify_exception(cause).retry
+    if isinstance(exc, ServiceError):
+        if isinstance(exc, AccessDeniedError) or exc.status_code == 403:
+            return False
+        return RetryPolicy.classify_error(exc).retry
+    return False
 
 
 class PollSchedule:
@@ -169,61 +215,136 @@ async def gather_or_cancel(*awaitables: Awaitable[_T]) -> list[_T]:
         raise
 
 
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+
+
+async def _both(first: Awaitable[_A], second: Coroutine[Any, Any, _B]) -> tuple[_A, _B]:
+    """``gather_or_cancel`` of two, with the first run in the caller's own task.
+
+    One task fewer per look (a look is two HEADs): with thousands of waits, that is a
+    measurable share of the client's CPU. The same guarantee: on an error or a
+    cancellation, the other request is cancelled and awaited before it propagates.
+    """
+    task = asyncio.ensure_future(second)
+    try:
+        result = await first
+    except BaseException:
+        task.cancel()
+        while not task.done():
+            try:
+                await asyncio.wait({task})
+            except asyncio.CancelledError:
+                continue  # finish cleaning up, then propagate
+        if not task.cancelled():
+            task.exception()  # retrieved: the first error is the one that propagates
+        raise
+    return result, await task
+
+
 class ResultWaiter:
     """Polls S3 for an invocation's output or failure; its seams are attributes."""
 
-    __slots__ = ("clock", "objects", "random", "sleep")
+    __slots__ = ("clock", "objects", "random", "scheduler", "sleep")
 
     def __init__(
         self,
         objects: ObjectReader,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
         rng: Callable[[], float] = random.random,
+        scheduler: PollScheduler | None = None,
     ) -> None:
         self.objects = objects
         self.clock = clock
-        self.sleep = sleep
+        self.scheduler = scheduler if scheduler is not None else PollScheduler()
+        self.sleep = sleep if sleep is not None else self.scheduler.sleep
         self.random = rng
 
-    async def get(self, location: S3Location, uri: str) -> InferenceResult:
-        body, content_type = await self.objects.get_object(location)
-        return InferenceResult(body=body, location=uri, content_type=content_type)
+    async def get(
+        self, location: S3Location, uri: str, max_bytes: int | None = None
+    ) -> InferenceResult:
+        """The stored object, whole: its bytes as stored, never decoded."""
+        response = await self.objects.open_object(location)
+        try:
+            body = await read_body(response, uri, max_bytes)
+        finally:
+            await response.aclose()
+        head = object_head(response.headers)
+        return InferenceResult(
+            body=body,
+            location=uri,
+            content_type=head.content_type,
+            content_encoding=head.content_encoding,
+        )
 
-    async def poll(self, invocation: AsyncInvocation) -> InferenceResult | None:
+    async def poll(
+        self, invocation: AsyncInvocation, *, max_bytes: int | None = None
+    ) -> InferenceResult | None:
         """One look: the result, ``InferenceFailedError``, or None while pending."""
         output, failure = locations_of(invocation)
-        return await self._fetch(invocation, await self._look(output, failure), output, failure)
+        outcome, output_head = await self._look(invocation, output, failure, retries=True)
+        if outcome is Outcome.PENDING:
+            return None
+        await self._raise_failure(invocation, outcome, failure)
+        return await self._read_output(invocation, output, output_head, max_bytes)
 
-    async def _look(self, output: S3Location, failure: S3Location | None) -> Outcome:
-        """HEAD the output and (when there is one) the failure object, together."""
-        if failure is None:
-            return decide(await self.objects.head_object(output), False)
-        output_exists, failure_exists = await gather_or_cancel(
-            self.objects.head_object(output), self.objects.head_object(failure)
-        )
-        return decide(output_exists, failure_exists)
-
-    async def _fetch(
+    async def _look(
         self,
         invocation: AsyncInvocation,
-        outcome: Outcome,
         output: S3Location,
         failure: S3Location | None,
-    ) -> InferenceResult | None:
-        """GET what the look found: the result, the failure raised, or None."""
-        if outcome is Outcome.OUTPUT:
-            assert invocation.output_location is not None
-            return await self.get(output, invocation.output_location)
-        if outcome is Outcome.FAILURE:
-            assert failure is not None
-            body, _ = await self.objects.get_object(failure)
-            raise InferenceFailedError(
-                body.decode("utf-8", errors="replace"),
-                failure_location=invocation.failure_location,
+        *,
+        retries: bool,
+    ) -> tuple[Outcome, ObjectHead | bool | None]:
+        """HEAD the output and (when there is one) the failure object, together."""
+        head = self.objects.head_object
+        if failure is None:
+            output_head = await head(output, retries=retries)
+            failure_head: ObjectHead | bool | None = None
+        else:
+            output_head, failure_head = await _both(
+                head(output, retries=retries), head(failure, retries=retries)
             )
-        return None
+        outcome = decide_fresh(invocation.submitted_at, _seen(output_head), _seen(failure_head))
+        return outcome, output_head
+
+    async def _raise_failure(
+        self, invocation: AsyncInvocation, outcome: Outcome, failure: S3Location | None
+    ) -> None:
+        """Read the failure object and raise it, when that is the outcome."""
+        if outcome is not Outcome.FAILURE:
+            return
+        assert failure is not None
+        assert invocation.failure_location is not None
+        response = await self.objects.open_object(failure)
+        try:
+            body = await read_body(response, invocation.failure_location, _MAX_FAILURE_BYTES)
+            text = body.decode("utf-8", errors="replace")
+        except ResultTooLargeError as exc:
+            text = f"(a failure object of {exc.size:,} bytes or more: read it from S3)"
+        finally:
+            await response.aclose()
+        raise InferenceFailedError(text, failure_location=invocation.failure_location)
+
+    async def _read_output(
+        self,
+        invocation: AsyncInvocation,
+        output: S3Location,
+        output_head: ObjectHead | bool | None,
+        max_bytes: int | None,
+    ) -> InferenceResult:
+        uri = invocation.output_location
+        assert uri is not None
+        if (
+            max_bytes is not None
+            and isinstance(output_head, ObjectHead)
+            and output_head.content_length is not None
+            and output_head.content_length > max_bytes
+        ):
+            raise too_large(uri, output_head.content_length, max_bytes)  # no GET at all
+        return await self.get(output, uri, max_bytes)
 
     async def wait(
         self,
@@ -231,24 +352,49 @@ class ResultWaiter:
         *,
         timeout: float | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        max_bytes: int | None = None,
     ) -> InferenceResult:
         """Poll until the output or the failure exists, or the deadline passes.
 
         The deadline bounds the looking, not the reading: once an object is found it is
         read in full (within the client's HTTP timeout), even past the deadline.
         """
+        output_head = await self.wait_for_output(
+            invocation, timeout=timeout, poll_interval=poll_interval
+        )
+        output, _ = locations_of(invocation)
+        return await self._read_output(invocation, output, output_head, max_bytes)
+
+    async def wait_for_output(
+        self,
+        invocation: AsyncInvocation,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> ObjectHead | bool | None:
+        """Poll until the output is there (its HEAD returned) or the failure is raised."""
         check_wait_arguments(timeout, poll_interval)
         output, failure = locations_of(invocation)
         deadline = None if timeout is None else self.clock() + timeout
         for delay in PollSchedule(poll_interval, rng=self.random):
-            look = self._look(output, failure)
-            if deadline is None:
-                outcome = await look
-            else:
-                outcome = await self._bounded(look, deadline, timeout, invocation)
-            result = await self._fetch(invocation, outcome, output, failure)
-            if result is not None:
-                return result
+            look = self._paced_look(invocation, output, failure)
+            try:
+                if deadline is None:
+                    outcome, output_head = await look
+                else:
+                    outcome, output_head = await self._bounded(
+                        look, deadline, timeout, invocation
+                    )
+            except (TransportError, ServiceError) as exc:
+                if not is_weather(exc):
+                    raise
+                logger.debug(
+                    "wait for %s: %s; looking again later", invocation.inference_id, exc
+                )
+                outcome, output_head = Outcome.PENDING, None
+            if outcome is Outcome.OUTPUT:
+                return output_head
+            await self._raise_failure(invocation, outcome, failure)
             now = self.clock()
             if deadline is not None:
                 if now >= deadline:
@@ -257,13 +403,19 @@ class ResultWaiter:
             await self.sleep(delay)
         raise AssertionError("unreachable: the poll schedule never ends")  # pragma: no cover
 
+    async def _paced_look(
+        self, invocation: AsyncInvocation, output: S3Location, failure: S3Location | None
+    ) -> tuple[Outcome, ObjectHead | bool | None]:
+        async with self.scheduler.pace:
+            return await self._look(invocation, output, failure, retries=False)
+
     async def _bounded(
         self,
-        look: Awaitable[Outcome],
+        look: Awaitable[tuple[Outcome, ObjectHead | bool | None]],
         deadline: float,
         timeout: float | None,
         invocation: AsyncInvocation,
-    ) -> Outcome:
+    ) -> tuple[Outcome, ObjectHead | bool | None]:
         """A look that may not outlive the deadline by more than a grace period."""
         budget = max(0.0, deadline - self.clock()) + _DEADLINE_GRACE
         try:

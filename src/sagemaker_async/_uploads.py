@@ -6,8 +6,10 @@ to hash and measure it, then in chunks while it is sent; each retry reads it aga
 start. Memory stays at one chunk however large the file (the service allows 1 GB), and the
 event loop never waits on the disk or on hashing.
 
-If the file changes between the two reads, S3 refuses the body (its hash no longer
-matches); if it shrinks, the upload stops with an error instead of hanging.
+If the file changes between the two reads, the second read's running SHA-256 differs
+from the signed one: the stream raises before its last byte is sent, so the request is
+cut short and S3 stores nothing (S3 would refuse the body anyway, with a less helpful
+error). If it shrinks, the upload stops with an error instead of hanging.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TypeAlias, TypeVar, cast
+from typing import Any, BinaryIO, TypeAlias, TypeVar, cast
 
 from ._params import MAX_INLINE_BODY
+from ._threads import run_to_end
 from .errors import ParamValidationError
 
 __all__ = ["CHUNK_SIZE", "Payload", "UploadBody", "prepare_upload", "read_small"]
@@ -116,12 +119,18 @@ def _hash_file_object(stream: BinaryIO, stop: threading.Event) -> tuple[int, int
     return start, length, digest
 
 
-def _changed(length: int) -> ParamValidationError:
+def _changed(name: str) -> ParamValidationError:
     return ParamValidationError(
-        f"the file shrank while it was being uploaded (expected {length:,} bytes); "
-        "upload a file nobody is writing to",
+        f"{name} changed while it was being uploaded; the upload was abandoned and nothing "
+        "was stored. Upload a file nobody is writing to.",
         param="data",
     )
+
+
+def _read_and_hash(stream: BinaryIO, size: int, digest: Any) -> bytes:
+    chunk = stream.read(size)
+    digest.update(chunk)
+    return chunk
 
 
 class _ChunkStream:
@@ -134,7 +143,14 @@ class _ChunkStream:
     """
 
     def __init__(
-        self, open_stream: Callable[[], BinaryIO], start: int, length: int, *, owned: bool
+        self,
+        open_stream: Callable[[], BinaryIO],
+        start: int,
+        length: int,
+        *,
+        owned: bool,
+        name: str,
+        sha256: str,
     ) -> None:
         self._open_stream = open_stream
         self._start = start
@@ -142,6 +158,9 @@ class _ChunkStream:
         self._length = length
         self._owned = owned
         self._stream: BinaryIO | None = None
+        self._name = name
+        self._expected = sha256
+        self._digest = hashlib.sha256()
 
     def __aiter__(self) -> _ChunkStream:
         return self
@@ -152,7 +171,7 @@ class _ChunkStream:
             # Opening is one quick system call; the reads are what may wait on a disk.
             stream = self._stream = self._open_stream()
             try:
-                await asyncio.to_thread(stream.seek, self._start)
+                await run_to_end(stream.seek, self._start)
             except BaseException:
                 self.close()
                 raise
@@ -160,14 +179,20 @@ class _ChunkStream:
             self.close()
             raise StopAsyncIteration
         try:
-            chunk = await asyncio.to_thread(stream.read, min(CHUNK_SIZE, self._remaining))
+            chunk = await run_to_end(
+                _read_and_hash, stream, min(CHUNK_SIZE, self._remaining), self._digest
+            )
         except BaseException:
             self.close()
             raise
         if not chunk:
             self.close()
-            raise _changed(self._length)
+            raise _changed(self._name)
         self._remaining -= len(chunk)
+        if not self._remaining and self._digest.hexdigest() != self._expected:
+            # Before the last byte goes out: the request is cut, S3 stores nothing.
+            self.close()
+            raise _changed(self._name)
         return chunk
 
     def close(self) -> None:
@@ -182,16 +207,22 @@ class _ChunkStream:
         self.close()
 
 
-def _path_factory(path: Path, length: int) -> StreamFactory:
+def _path_factory(path: Path, length: int, sha256: str) -> StreamFactory:
     def factory() -> AsyncIterator[bytes]:
-        return _ChunkStream(lambda: _open(path), 0, length, owned=True)
+        return _ChunkStream(
+            lambda: _open(path), 0, length, owned=True, name=str(path), sha256=sha256
+        )
 
     return factory
 
 
-def _file_factory(stream: BinaryIO, start: int, length: int) -> StreamFactory:
+def _file_factory(stream: BinaryIO, start: int, length: int, sha256: str) -> StreamFactory:
+    name = str(getattr(stream, "name", None) or "the file object")
+
     def factory() -> AsyncIterator[bytes]:
-        return _ChunkStream(lambda: stream, start, length, owned=False)
+        return _ChunkStream(
+            lambda: stream, start, length, owned=False, name=name, sha256=sha256
+        )
 
     return factory
 
@@ -213,11 +244,11 @@ async def prepare_upload(data: object) -> UploadBody:
     if isinstance(data, (str, os.PathLike)):
         path = Path(os.fsdecode(data))
         length, digest = await _in_thread(lambda stop: _hash_path(path, stop))
-        return UploadBody(length, digest, _path_factory(path, length))
+        return UploadBody(length, digest, _path_factory(path, length, digest))
     if callable(getattr(data, "read", None)):
         stream = cast(BinaryIO, data)
         start, length, digest = await _in_thread(lambda stop: _hash_file_object(stream, stop))
-        return UploadBody(length, digest, _file_factory(stream, start, length))
+        return UploadBody(length, digest, _file_factory(stream, start, length, digest))
     raise _type_error(data)
 
 

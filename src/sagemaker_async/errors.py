@@ -8,8 +8,10 @@
     │   ├── ValidationError       400 ValidationError
     │   ├── ThrottlingError       throttling codes / 429, after retries
     │   ├── InternalFailure       500
-    │   └── ServiceUnavailable    503
+    │   ├── ServiceUnavailable    503
+    │   └── AccessDeniedError     403 (S3 or the runtime)
     ├── InferenceFailedError      the model failed: .failure_location .message
+    ├── ResultTooLargeError       the result is over max_bytes: .location .size
     └── WaitTimeoutError          no result before the deadline
 
 Messages never contain the secret key, the session token, custom attributes or a body:
@@ -24,6 +26,7 @@ __all__ = [
     "InternalFailure",
     "NoCredentialsError",
     "ParamValidationError",
+    "ResultTooLargeError",
     "SageMakerAsyncError",
     "ServiceError",
     "ServiceUnavailable",
@@ -133,6 +136,22 @@ class InferenceFailedError(SageMakerAsyncError):
         )
         self.message = message
         self.failure_location = failure_location
+
+
+class ResultTooLargeError(SageMakerAsyncError):
+    """The result object is larger than the caller's ``max_bytes``; its body was not read."""
+
+    def __init__(self, message: str, *, location: str, size: int) -> None:
+        super().__init__(message)
+        self.location = location
+        self.size = size
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_too_large, (str(self), self.location, self.size))
+
+
+def _rebuild_too_large(message: str, location: str, size: int) -> ResultTooLargeError:
+    return ResultTooLargeError(message, location=location, size=size)
 
 
 class WaitTimeoutError(SageMakerAsyncError):

@@ -139,7 +139,7 @@ async def run_wait(args: argparse.Namespace, streams: Streams) -> int:
     check_outfile(args.outfile)
     async with make_client(args) as client:
         result = await client.wait_for_result(
-            AsyncInvocation(inference_id, output, failure),
+            AsyncInvocation(inference_id, output, failure, submitted_at=args.not_before),
             timeout=args.timeout,
             poll_interval=args.poll_interval or DEFAULT_POLL_INTERVAL,
         )
@@ -154,9 +154,13 @@ async def run_get(args: argparse.Namespace, streams: Streams) -> int:
     inference_id, output, failure = _invocation(args)
     check_outfile(args.outfile)
     async with make_client(args) as client:
-        result = await client.poll_result(AsyncInvocation(inference_id, output, failure))
+        result = await client.poll_result(
+            AsyncInvocation(inference_id, output, failure, submitted_at=args.not_before)
+        )
     if result is None:
         where = output if failure is None else f"{output} (nor at {failure})"
+        if args.not_before is not None:
+            where += f" written at or after {args.not_before:%Y-%m-%dT%H:%M:%SZ}"
         raise CliError(
             f"no result yet at {where}: the inference may still be queued or running; "
             "use 'sagemaker-async wait' to wait for it"

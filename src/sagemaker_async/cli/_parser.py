@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from .._version import __version__
 
@@ -63,6 +64,23 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
     return value
 
+
+def _timestamp(text: str) -> datetime:
+    """``--not-before``: ISO 8601 (no zone means UTC), or seconds since the epoch."""
+    try:
+        if text.replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(text), tz=timezone.utc)
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: give ISO 8601 (2026-11-26T00:18:21Z) or epoch seconds"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+_timestamp.__name__ = "time"
 
 _seconds = _number("seconds", minimum=0.0, inclusive=True)
 _interval = _number("interval", minimum=0.0, inclusive=False)
@@ -195,6 +213,16 @@ def _add_wait_and_get(commands: argparse._SubParsersAction[argparse.ArgumentPars
             "--failure-location",
             metavar="S3URI",
             help="where a failure would appear (so a failed inference ends the wait)",
+        )
+        parser.add_argument(
+            "--not-before",
+            type=_timestamp,
+            metavar="TIME",
+            help=(
+                "ignore objects S3 last wrote before TIME (ISO 8601, UTC if no zone, or epoch "
+                "seconds; compared to the second): a previous run's output at a reused "
+                "InferenceId or Filename is not taken for this one's"
+            ),
         )
         if name == "wait":
             _wait_options(parser)
