@@ -8,7 +8,7 @@ OLDEST_BOTOCORE := 1.31.0
 OLD_VENV := .venv-oldest
 OLD_PY   := $(OLD_VENV)/bin/python
 
-.PHONY: test test-oldest test-py310 lint demo dist bench clean
+.PHONY: test test-oldest test-py310 lint demo dist bench bench-notify clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ dist: $(STAMP)
 bench:
 	PYTHON=$(PYTHON) bash bench/setup_venv.sh
 	bench/.venv/bin/python -m bench.run $(BENCH_ARGS)
+
+# Waiting on results, S3 polling against SNS -> SQS notifications, on the local endpoint
+# (10,000 invocations, outputs over 60 s). Needs only the `local` extra.
+# `make bench-notify BENCH_ARGS="--invocations 200 --spread 3"` for a smoke run.
+bench-notify: $(VENV)/.installed-local
+	$(PY) -m bench.notify $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OLD_VENV) $(PY310_VENV) .pytest_cache .mypy_cache .ruff_cache dist

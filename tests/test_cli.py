@@ -479,12 +479,14 @@ async def test_demo_runs_end_to_end_with_no_aws_environment(tmp_path: Path) -> N
     assert "#1 inline body" in text
     assert "#2 through S3" in text
     assert "uploaded the input to s3://" in text
-    assert text.count("queued -> done") == 2
+    assert text.count("queued -> done") == 3  # two polled, one notified
     assert text.count("queued -> failed") == 1
     assert '"label": "positive"' in text
     assert '"label": "negative"' in text
     assert "sentiment needs a non-empty text" in text
     assert "3 requests: 2 done, 1 failed (as expected)." in text
+    assert "#4 notified     queued -> done" in text  # waited on the SNS -> SQS notification
+    assert "no S3 polling" in text
     assert result.stderr == ""
 
 

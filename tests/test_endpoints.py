@@ -38,6 +38,7 @@ from sagemaker_async._endpoints import (
     configured_endpoint_url,
     resolve_runtime_url,
     resolve_s3_host,
+    resolve_sqs_url,
 )
 from sagemaker_async.errors import ParamValidationError
 
@@ -92,6 +93,7 @@ RUNTIME = "sagemaker-runtime"
 _PROBES: dict[str, tuple[str, dict[str, str]]] = {
     RUNTIME: ("InvokeEndpointAsync", {}),
     "s3": ("HeadObject", {"Bucket": BUCKET, "Key": "k"}),
+    "sqs": ("ReceiveMessage", {"QueueUrl": "https://sqs.us-east-1.amazonaws.com/1/q"}),
 }
 # What botocore raises when it refuses a region or a flag (ValueError: "Invalid endpoint").
 _BOTOCORE_REFUSALS = (botocore.exceptions.BotoCoreError, ValueError)
@@ -269,6 +271,13 @@ def test_runtime_url_matches_botocore(region: str) -> None:
 def test_s3_host_matches_botocore(region: str) -> None:
     ours = {flags: _ours(resolve_s3_host, region, *flags) for flags in FLAGS}
     theirs = {f: _spelled("s3", url) for f, url in botocore_urls("s3", region).items()}
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("region", ALL_REGIONS)
+def test_sqs_url_matches_botocore(region: str) -> None:
+    ours = {flags: _ours(resolve_sqs_url, region, *flags) for flags in FLAGS}
+    theirs = {f: _spelled("sqs", url) for f, url in botocore_urls("sqs", region).items()}
     assert ours == theirs
 
 

@@ -88,9 +88,6 @@ async def test_serve_prints_the_exports_first_then_serves_until_cancelled() -> N
         (["no-equals-sign"], "is not NAME=package.module:function"),
         (["a="], "is not NAME=package.module:function"),
         (["a=module_without_colon"], "is not of the form package.module:function"),
-        (["a=no_such_module_xyz:f"], "cannot import 'no_such_module_xyz'"),
-        (["a=json:no_such_function"], "'json' has no 'no_such_function'"),
-        (["a=json:__doc__"], "names a str, not a callable"),
         ([f"a={DEMO}:echo_upper", f"a={DEMO}:sentiment"], "given twice"),
     ],
 )
@@ -100,8 +97,24 @@ def test_bad_endpoint_specs_are_refused_with_a_reason(specs: list[str], message:
 
 
 def test_endpoint_specs() -> None:
+    # The server process imports no handler: its worker processes do, at start.
     parsed = parse_endpoint_specs([f"a={DEMO}:echo_upper", "b=http://127.0.0.1:8080"])
-    assert parsed == {"a": echo_upper, "b": "http://127.0.0.1:8080"}
+    assert parsed == {"a": f"{DEMO}:echo_upper", "b": "http://127.0.0.1:8080"}
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_module_xyz:f", "cannot import 'no_such_module_xyz'"),
+        ("json:no_such_function", "'json' has no 'no_such_function'"),
+        ("json:__doc__", "names a str, not a callable"),
+    ],
+)
+async def test_handlers_that_cannot_load_stop_the_start_with_a_reason(
+    target: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        await serve([f"a={target}"], print=lambda line: None)
 
 
 # -- python -m sagemaker_async.local serve ----------------------------------------------------
@@ -205,6 +218,9 @@ class _Started:
     endpoint_names = ("e",)
     output_path = "s3://b-out/output"
     failure_path = "s3://b-out/failure"
+    region = "us-east-1"
+    queue_url: str | None = None
+    sqs_endpoint_url = "http://127.0.0.1:4000"
 
 
 def _exported(lines: list[str]) -> dict[str, str]:
@@ -213,19 +229,25 @@ def _exported(lines: list[str]) -> dict[str, str]:
     return dict(pairs)
 
 
+_URLS = {
+    "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": "http://127.0.0.1:4000",
+    "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4000",
+}
+_DUMMY = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
 @pytest.mark.parametrize(
     ("environ", "signed", "expected"),
     [
-        # A clean shell: a region the AWS CLI v1 and boto3 read, and dummy keys.
-        ({}, False, {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test",
-                     "AWS_SECRET_ACCESS_KEY": "test"}),
-        # AWS_REGION alone is not read by the AWS CLI v1 or boto3: it is carried over.
-        ({"AWS_REGION": "eu-west-1"}, False, {"AWS_DEFAULT_REGION": "eu-west-1",
-                                              "AWS_ACCESS_KEY_ID": "test",
-                                              "AWS_SECRET_ACCESS_KEY": "test"}),
-        # What is set already is not overridden; keys of your own are never replaced.
-        ({"AWS_DEFAULT_REGION": "ap-south-1", "AWS_ACCESS_KEY_ID": "AKID"}, False, {}),
-        ({"AWS_PROFILE": "dev"}, False, {"AWS_DEFAULT_REGION": "us-east-1"}),
+        # A clean shell: the served region as the AWS CLI v1 and boto3 read it, dummy keys.
+        ({}, False, {"AWS_DEFAULT_REGION": "us-east-1", **_DUMMY}),
+        # AWS_REGION naming another region is read first by our client and the AWS CLI v2.
+        ({"AWS_REGION": "eu-west-1"}, False,
+         {"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", **_DUMMY}),
+        # What is set right already is not repeated; keys of your own are never replaced.
+        ({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKID"}, False, {}),
+        ({"AWS_DEFAULT_REGION": "ap-south-1", "AWS_PROFILE": "dev"}, False,
+         {"AWS_DEFAULT_REGION": "us-east-1"}),
         # Signatures checked: the keys are the user's own, never printed.
         ({}, True, {"AWS_DEFAULT_REGION": "us-east-1"}),
     ],
@@ -234,11 +256,21 @@ def test_the_banner_exports_what_an_sdk_needs(
     environ: dict[str, str], signed: bool, expected: dict[str, str]
 ) -> None:
     lines = banner(_Started(), signed=signed, environ=environ)  # type: ignore[arg-type]
-    urls = {
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": "http://127.0.0.1:4000",
-        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4000",
-    }
-    assert _exported(lines) == {**urls, **expected}
+    assert _exported(lines) == {**_URLS, **expected}
     exports = [line for line in lines if line.startswith("export ")]
     assert lines[: len(exports)] == exports
     assert all(line.startswith("#") for line in lines[len(exports) :])
+
+
+def test_the_banner_exports_the_queue_and_a_region_given_to_serve() -> None:
+    started = _Started()
+    started.region = "eu-central-1"
+    started.queue_url = "http://127.0.0.1:4000/123456789012/q"
+    lines = banner(started, signed=True, environ={})  # type: ignore[arg-type]
+    assert _exported(lines) == {
+        **_URLS,
+        "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:4000",
+        "SAGEMAKER_ASYNC_QUEUE_URL": "http://127.0.0.1:4000/123456789012/q",
+        "AWS_DEFAULT_REGION": "eu-central-1",
+    }
+    assert any("for region eu-central-1" in line for line in lines)

@@ -174,8 +174,10 @@ def test_the_documented_local_endpoint_signature_is_the_real_one() -> None:
     for part in documented.split(", "):
         name, _, default = part.partition("=")
         actual = parameters[name.strip()].default
-        shown = "time.monotonic" if actual is time.monotonic else json.dumps(actual)
-        shown = "None" if actual is None else shown
+        if actual is time.monotonic:
+            shown = "time.monotonic"
+        else:
+            shown = json.dumps(actual) if isinstance(actual, str) else repr(actual)
         assert default.strip() == shown, name
 
 

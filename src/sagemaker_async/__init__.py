@@ -1,5 +1,7 @@
 """sagemaker-async: an asyncio-native client for Amazon SageMaker Asynchronous Inference."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._client import AsyncInferenceClient
 from ._models import AsyncInvocation, DownloadedResult, InferenceResult
 from ._streams import ResultStream
@@ -25,6 +27,7 @@ __all__ = [
     "AsyncInferenceClient",
     "AsyncInvocation",
     "DownloadedResult",
+    "InferenceEvent",
     "InferenceFailedError",
     "InferenceResult",
     "InternalFailure",
@@ -43,6 +46,9 @@ __all__ = [
 ]
 
 # Reprs and tracebacks should name the public path, as httpx does.
+if TYPE_CHECKING:
+    from ._notifications import InferenceEvent
+
 for _name in (
     "AsyncInferenceClient",
     "AsyncInvocation",
@@ -52,3 +58,14 @@ for _name in (
 ):
     globals()[_name].__module__ = __name__
 del _name
+
+
+def __getattr__(name: str) -> Any:
+    # Notifications are imported when first used: most programs never listen.
+    if name == "InferenceEvent":
+        from ._notifications import InferenceEvent
+
+        InferenceEvent.__module__ = __name__
+        globals()[name] = InferenceEvent
+        return InferenceEvent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

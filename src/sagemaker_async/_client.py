@@ -17,13 +17,18 @@ import time
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._config import resolve_settings
 from ._credentials import CredentialProvider, make_provider
-from ._endpoints import check_custom_endpoint_flags, configured_endpoint_url, resolve_runtime_url
+from ._endpoints import (
+    SQS_ENDPOINT_ENV_VAR,
+    check_custom_endpoint_flags,
+    configured_endpoint_url,
+    resolve_runtime_url,
+)
 from ._models import AsyncInvocation, DownloadedResult, InferenceResult
 from ._multipart import (
     DEFAULT_CONCURRENCY,
@@ -51,6 +56,9 @@ from ._transport import LeanTransport, proxy_configured
 from ._uploads import Payload, prepare_upload, read_small
 from ._version import __version__
 from .errors import ParamValidationError, ServiceError, TransportError
+
+if TYPE_CHECKING:
+    from ._listener import Listener
 
 __all__ = ["AsyncInferenceClient"]
 
@@ -134,6 +142,11 @@ class AsyncInferenceClient:
             use_dualstack=use_dualstack_endpoint,
             param="s3_endpoint_url",
         )
+
+        # SQS is resolved by listen(), as botocore resolves it when an SQS client is made: a
+        # client that never listens is not refused for an SQS setting it would not use.
+        self._env = env
+        self._explicit_flags = (use_fips_endpoint, use_dualstack_endpoint)
 
         self._credentials: CredentialProvider = make_provider(
             aws_access_key_id=aws_access_key_id,
@@ -800,6 +813,49 @@ class AsyncInferenceClient:
             size = await write_file(stream, target)
             content_type = stream.content_type
         return DownloadedResult(path=target, location=uri, content_type=content_type, size=size)
+
+    # == Notifications: listen ==
+
+    def listen(self, queue_url: str, *, fallback_poll_interval: float = 60.0) -> Listener:
+        """Wait on the endpoint's SNS → SQS notifications: ``async with client.listen(url)``.
+
+        ``queue_url`` is an SQS queue subscribed to the endpoint's ``SuccessTopic`` and
+        ``ErrorTopic``. Entering checks the queue (``GetQueueAttributes``: a missing queue or
+        a missing permission is raised there, typed); then one long poll at a time serves
+        every ``listener.wait(invocation)`` and ``async for event in listener``. S3 is still
+        checked every ``fallback_poll_interval`` seconds per wait. SQS requests go to
+        ``AWS_ENDPOINT_URL_SQS`` (then ``AWS_ENDPOINT_URL``) when set, else to the client's
+        region's SQS endpoint, signed and retried like every other call.
+        """
+        from ._listener import Listener, SqsQueue, check_queue_url  # only for who listens
+
+        self._check_open()
+        queue_url = check_queue_url(queue_url)
+        endpoint_url = configured_endpoint_url(
+            None, self._env, SQS_ENDPOINT_ENV_VAR, param=SQS_ENDPOINT_ENV_VAR
+        )
+        use_fips, use_dualstack = self._explicit_flags
+        check_custom_endpoint_flags(
+            endpoint_url, use_fips=use_fips, use_dualstack=use_dualstack, param=SQS_ENDPOINT_ENV_VAR
+        )
+        queue = SqsQueue(
+            self._send,
+            queue_url,
+            region=self._region,
+            endpoint_url=endpoint_url,
+            use_fips=self._use_fips,
+            use_dualstack=self._use_dualstack,
+        )
+        # A long poll must end well within the HTTP read timeout.
+        read_timeout = self._timeout.read if self._timeout.read is not None else 60.0
+        wait_seconds = max(1, min(20, int(read_timeout) - 5))
+        return Listener(
+            queue,
+            self._results,
+            fallback_poll_interval=fallback_poll_interval,
+            wait_seconds=wait_seconds,
+            check_open=self._check_open,
+        )
 
 
 def _parse_runtime_failure(response: httpx.Response) -> ServiceError:

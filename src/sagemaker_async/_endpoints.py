@@ -1,8 +1,8 @@
-"""Where requests go: SageMaker Runtime and S3 endpoints, resolved without botocore.
+"""Where requests go: SageMaker Runtime, S3 and SQS endpoints, resolved without botocore.
 
 botocore finds an endpoint at run time: it imports a quarter of a second of modules, reads
 an older endpoint table (endpoints.json, 1.2 MB) and interprets a JSON rule set per service.
-For our two services the answer boils down to a table of partitions (which regions belong
+For our services the answer boils down to a table of partitions (which regions belong
 where, which DNS suffixes they use) and a few special cases:
 
 - SageMaker Runtime has two FIPS host shapes (``runtime-fips.sagemaker.{r}`` in ``aws``,
@@ -40,14 +40,17 @@ from .errors import ParamValidationError
 __all__ = [
     "RUNTIME_ENDPOINT_ENV_VAR",
     "S3_ENDPOINT_ENV_VAR",
+    "SQS_ENDPOINT_ENV_VAR",
     "check_custom_endpoint_flags",
     "configured_endpoint_url",
     "resolve_runtime_url",
     "resolve_s3_host",
+    "resolve_sqs_url",
 ]
 
 RUNTIME_ENDPOINT_ENV_VAR = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
 S3_ENDPOINT_ENV_VAR = "AWS_ENDPOINT_URL_S3"
+SQS_ENDPOINT_ENV_VAR = "AWS_ENDPOINT_URL_SQS"
 _GLOBAL_ENDPOINT_ENV_VAR = "AWS_ENDPOINT_URL"
 _IGNORE_CONFIGURED_ENV_VAR = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
 
@@ -149,6 +152,9 @@ _RUNTIME_FIPS_HOSTS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# SQS's FIPS (not dual-stack) host is the plain one in these partitions.
+_SQS_PLAIN_FIPS_PARTITIONS = frozenset({"aws-us-gov"})
+
 # The S3 rule set refuses FIPS in these partitions ("Partition does not support FIPS").
 _S3_NO_FIPS_PARTITIONS = frozenset({"aws-cn"})
 # Without FIPS or dual-stack, these S3 regions use the partition's global host "s3.{suffix}".
@@ -204,6 +210,27 @@ def resolve_s3_host(region: str, *, use_fips: bool = False, use_dualstack: bool 
     service = "s3-fips" if use_fips else "s3"
     dualstack = ".dualstack" if use_dualstack else ""
     return f"{service}{dualstack}.{region}.{partition.dns_suffix}"
+
+
+def resolve_sqs_url(region: str, *, use_fips: bool = False, use_dualstack: bool = False) -> str:
+    """The SQS endpoint URL for ``region``, e.g. ``https://sqs.us-east-1.amazonaws.com``.
+
+    SQS's rule set is the plain one, except that GovCloud's FIPS host is the ordinary host
+    (as for SageMaker Runtime). Raises ``ParamValidationError`` wherever botocore would
+    refuse.
+    """
+    region = _validated_region(region)
+    partition = _partition_of(region)
+    _check_legacy_dualstack(partition, region, use_dualstack=use_dualstack)
+    _check_partition_supports(partition, region, use_fips=use_fips, use_dualstack=use_dualstack)
+    if use_fips and use_dualstack:
+        return f"https://sqs-fips.{region}.{partition.dualstack_dns_suffix}"
+    if use_fips:
+        service = "sqs" if partition.name in _SQS_PLAIN_FIPS_PARTITIONS else "sqs-fips"
+        return f"https://{service}.{region}.{partition.dns_suffix}"
+    if use_dualstack:
+        return f"https://sqs.{region}.{partition.dualstack_dns_suffix}"
+    return f"https://sqs.{region}.{partition.dns_suffix}"
 
 
 def configured_endpoint_url(

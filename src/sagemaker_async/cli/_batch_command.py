@@ -45,6 +45,8 @@ def _is_terminal(stream: Any) -> bool:
 def _check_options(args: argparse.Namespace) -> None:
     if not args.wait and (args.timeout is not None or args.poll_interval is not None):
         raise UsageError("--timeout and --poll-interval only make sense with --wait")
+    if not args.wait and args.queue_url is not None:
+        raise UsageError("--queue-url only makes sense with --wait")
     if args.input_location_prefix is not None:
         if not args.input_location_prefix.lower().startswith("s3://"):
             raise UsageError(
@@ -117,35 +119,42 @@ async def run_batch(args: argparse.Namespace, streams: Streams) -> int:
             interval=args.progress_interval,
             enabled=not args.quiet,
         )
-        batch = Batch(
-            client,
-            items,
-            record,
-            BatchSettings(
-                endpoint_name=args.endpoint_name,
-                concurrency=args.concurrency,
-                wait=args.wait,
-                timeout=args.timeout,
-                poll_interval=args.poll_interval or DEFAULT_POLL_INTERVAL,
-                upload_prefix=args.input_location_prefix,
-                max_errors=args.max_errors,
-            ),
-            progress,
-            redact=streams.redact,
-        )
-        with _graceful_signals(batch, progress) as received:
-            try:
-                counters = await batch.run()
-            except asyncio.CancelledError:
-                if not received:
-                    raise
-                lost = batch.hard_stopped_in_flight
-                raise Interrupted(
-                    f"aborted with {_requests(lost)} in flight: they may have been submitted "
-                    f"without being recorded in {args.record}, and a rerun would send them again"
-                    if lost
-                    else f"aborted; {args.record} holds every submission"
-                ) from None
+        async with contextlib.AsyncExitStack() as stack:
+            batch_client: Any = client
+            if args.queue_url is not None:
+                # One listener, one long poll, serves every wait of the batch.
+                listener = await stack.enter_async_context(client.listen(args.queue_url))
+                batch_client = _ListeningClient(client, listener)
+            batch = Batch(
+                batch_client,
+                items,
+                record,
+                BatchSettings(
+                    endpoint_name=args.endpoint_name,
+                    concurrency=args.concurrency,
+                    wait=args.wait,
+                    timeout=args.timeout,
+                    poll_interval=args.poll_interval or DEFAULT_POLL_INTERVAL,
+                    upload_prefix=args.input_location_prefix,
+                    max_errors=args.max_errors,
+                ),
+                progress,
+                redact=streams.redact,
+            )
+            with _graceful_signals(batch, progress) as received:
+                try:
+                    counters = await batch.run()
+                except asyncio.CancelledError:
+                    if not received:
+                        raise
+                    lost = batch.hard_stopped_in_flight
+                    raise Interrupted(
+                        f"aborted with {_requests(lost)} in flight: they may have been "
+                        f"submitted without being recorded in {args.record}, and a rerun "
+                        "would send them again"
+                        if lost
+                        else f"aborted; {args.record} holds every submission"
+                    ) from None
     write_json(streams.stdout, _summary(counters, args))
     if received:
         streams.stderr.write(
@@ -175,6 +184,21 @@ def _stopping_message(in_flight: int) -> str:
         f"sagemaker-async: stopping: waiting for the {_requests(in_flight)} in flight to be "
         "recorded (Ctrl-C again to abort them)"
     )
+
+
+class _ListeningClient:
+    """The client as a batch sees it, its waits served by a notification listener."""
+
+    def __init__(self, client: Any, listener: Any) -> None:
+        self._client = client
+        self._listener = listener
+        self.invoke_endpoint_async = client.invoke_endpoint_async
+        self.upload_input = client.upload_input
+
+    async def wait_for_result(
+        self, invocation: Any, *, timeout: float | None, poll_interval: float
+    ) -> Any:
+        return await self._listener.wait(invocation, timeout=timeout)
 
 
 def _summary(counters: Counters, args: argparse.Namespace) -> dict[str, Any]:

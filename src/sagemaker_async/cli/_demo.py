@@ -4,7 +4,8 @@ It starts the local endpoint (SageMaker async inference and S3 on one port of 12
 with the bundled toy ``sentiment`` model, one request at a time so a queue forms, and then
 does what a user of the library does: three requests — inline, through S3 with
 ``upload_input``, and one the model fails on — each watched with ``poll_result`` as it
-moves from queued to done or failed, and the results printed.
+moves from queued to done or failed, and the results printed. A fourth is waited for the
+way a service at scale would: on the SNS → SQS notification the endpoint publishes.
 
 The demo's own process is cut off from any AWS configuration of the machine (environment
 variables, shared files): it signs with dummy keys that only the local endpoint sees.
@@ -98,11 +99,21 @@ async def run_demo(args: argparse.Namespace, streams: Streams) -> int:
     say("sagemaker-async demo: SageMaker Asynchronous Inference, locally, no AWS account needed")
     # One request at a time, as one instance with MaxConcurrentInvocationsPerInstance=1:
     # the later requests visibly wait in the queue.
-    local = LocalEndpoint({_ENDPOINT: sentiment}, concurrency=1, bucket=_BUCKET)
+    local = LocalEndpoint(
+        {_ENDPOINT: sentiment},
+        concurrency=1,
+        bucket=_BUCKET,
+        notify=True,
+        include_response=True,
+    )
+    notified: InferenceResult | None = None
     async with local:
-        say(f"  local endpoint  {local.endpoint_url}  (SageMaker Runtime and S3 on one port)")
+        # The client finds SQS where the AWS SDKs look: AWS_ENDPOINT_URL_SQS.
+        os.environ["AWS_ENDPOINT_URL_SQS"] = local.endpoint_url
+        say(f"  local endpoint  {local.endpoint_url}  (SageMaker Runtime, S3, SQS on one port)")
         say(f"  model           {_ENDPOINT}: sagemaker_async.local.demo_models:sentiment")
         say(f"  outputs         {local.output_path}/   failures {local.failure_path}/")
+        say(f"  notifications   {local.queue_url}  (SNS-wrapped, as SageMaker publishes)")
         say()
         async with AsyncInferenceClient(
             "us-east-1",
@@ -167,6 +178,25 @@ async def run_demo(args: argparse.Namespace, streams: Streams) -> int:
                 if pending:
                     await asyncio.sleep(_POLL_INTERVAL)
 
+            say()
+            say("waiting on the notification (SNS -> SQS) instead of polling S3")
+            assert local.queue_url is not None
+            async with client.listen(local.queue_url) as listener:
+                invocation = await client.invoke_endpoint_async(
+                    _ENDPOINT,
+                    body=b"Notifications beat polling: one long poll serves every wait.",
+                    content_type="text/plain",
+                    custom_attributes="delay=0.3",
+                )
+                submitted = time.monotonic()
+                say(f"{stamp()}  #4 notified     queued   inference id {invocation.inference_id}")
+                notified = await listener.wait(invocation, timeout=60)
+                sqs = sum(listener.requests.values())
+                say(
+                    f"{stamp()}  #4 notified     queued -> done after "
+                    f"{time.monotonic() - submitted:.2f}s: {sqs} SQS request(s), no S3 polling"
+                )
+
     say()
     say("results")
     for request in requests:
@@ -178,7 +208,11 @@ async def run_demo(args: argparse.Namespace, streams: Streams) -> int:
         else:
             say(f"  #{request.number} failed  {request.invocation.failure_location}")
             say(f"               {_last_line(request.error)}")
+    if notified is not None:
+        say(f"  #4 done    {notified.location}  (the body came in the notification)")
+        say(f"               {notified.body.decode('utf-8', errors='replace')}")
     as_expected = all((r.state == "failed") == r.expect_failure for r in requests)
+    as_expected = as_expected and notified is not None
     done = sum(r.state == "done" for r in requests)
     failed = len(requests) - done
     say()

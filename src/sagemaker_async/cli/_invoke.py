@@ -137,12 +137,17 @@ async def run_wait(args: argparse.Namespace, streams: Streams) -> int:
 
     inference_id, output, failure = _invocation(args)
     check_outfile(args.outfile)
+    invocation = AsyncInvocation(inference_id, output, failure, submitted_at=args.not_before)
     async with make_client(args) as client:
-        result = await client.wait_for_result(
-            AsyncInvocation(inference_id, output, failure, submitted_at=args.not_before),
-            timeout=args.timeout,
-            poll_interval=args.poll_interval or DEFAULT_POLL_INTERVAL,
-        )
+        if args.queue_url is not None:
+            async with client.listen(args.queue_url) as listener:
+                result = await listener.wait(invocation, timeout=args.timeout)
+        else:
+            result = await client.wait_for_result(
+                invocation,
+                timeout=args.timeout,
+                poll_interval=args.poll_interval or DEFAULT_POLL_INTERVAL,
+            )
     write_body(result.body, args.outfile, streams.stdout)
     return 0
 

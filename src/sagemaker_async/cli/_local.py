@@ -65,6 +65,9 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
                 credentials=args.credentials,
                 print=emit,
                 s3_endpoint_url=s3_endpoint_url,
+                region=getattr(args, "region", None),
+                notify=args.notify,
+                include_response=args.include_response,
             )
         )
     except ValueError as exc:  # a bad --endpoint, path, port or credentials: nothing started

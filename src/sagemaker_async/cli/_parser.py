@@ -140,6 +140,18 @@ def _wait_options(parser: argparse._ActionsContainer, *, outfile: bool = True) -
         )
 
 
+def _queue_url_option(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--queue-url",
+        metavar="URL",
+        help=(
+            "wait on the endpoint's notifications on this SQS queue (subscribed to its "
+            "SuccessTopic and ErrorTopic) instead of polling S3; S3 is still checked every "
+            "60 s. AWS_ENDPOINT_URL_SQS overrides the SQS endpoint"
+        ),
+    )
+
+
 def _add_invoke(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parent = _global_options(suppress=True)
     parser = commands.add_parser(
@@ -226,6 +238,7 @@ def _add_wait_and_get(commands: argparse._SubParsersAction[argparse.ArgumentPars
         )
         if name == "wait":
             _wait_options(parser)
+            _queue_url_option(parser)
         else:
             parser.add_argument(
                 "--outfile", metavar="PATH", help="write the body here (default: standard output)"
@@ -298,6 +311,7 @@ def _add_batch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also wait for every result and record its outcome (succeeded, failed, timeout)",
     )
     _wait_options(waiting, outfile=False)
+    _queue_url_option(waiting)
     shown = parser.add_argument_group("progress")
     shown.add_argument(
         "--progress-interval",
@@ -346,11 +360,17 @@ def _serve_options() -> argparse.ArgumentParser:
     ``AWS_ENDPOINT_URL_S3``: that variable, once exported, points at this very server.
     """
     parent = argparse.ArgumentParser(add_help=False)
-    # Accepted like on every command (a copied command line still parses), not shown: the
-    # server signs nothing with them and serves every region.
-    for option in ("--region", "--profile", "--endpoint-url"):
+    # Accepted like on every command (a copied command line still parses), not shown: they
+    # mean nothing to a server.
+    for option in ("--profile", "--endpoint-url"):
         parent.add_argument(option, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     group = parent.add_argument_group("global options")
+    group.add_argument(
+        "--region",
+        default=argparse.SUPPRESS,
+        help="the region served: signatures must be scoped to it, and the banner exports "
+        "it (default: us-east-1)",
+    )
     group.add_argument(
         "--s3-endpoint-url",
         default=argparse.SUPPRESS,
@@ -405,6 +425,17 @@ def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--credentials",
         metavar="KEY:SECRET",
         help="accept only requests signed with these (default: any); never printed",
+    )
+    serve.add_argument(
+        "--notify",
+        action="store_true",
+        help="also serve SQS on the port and put SageMaker's notification (SNS-wrapped) on "
+        "a queue after each output or failure; prints the queue URL",
+    )
+    serve.add_argument(
+        "--include-response",
+        action="store_true",
+        help="with --notify: include responses of at most 128 KB in the notifications",
     )
     serve.add_argument("--quiet", action="store_true", help="do not log each invocation")
     serve.set_defaults(command="local serve")

@@ -47,6 +47,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--s3-endpoint-url", metavar="URL", help="use this S3 endpoint instead of moto's"
     )
+    run.add_argument(
+        "--region", default=None, help="region signatures are scoped to (default: us-east-1)"
+    )
+    run.add_argument(
+        "--notify",
+        action="store_true",
+        help="also serve SQS on the port and put SageMaker's notification (SNS-wrapped) on "
+        "a queue after each output or failure",
+    )
+    run.add_argument(
+        "--include-response",
+        action="store_true",
+        help="with --notify: include responses of at most 128 KB in the notifications",
+    )
     run.add_argument("--quiet", action="store_true", help="do not log each invocation")
     return parser
 
@@ -61,6 +75,9 @@ async def _serve_until_signalled(args: argparse.Namespace) -> int:
             failure_path=args.failure_path,
             credentials=args.credentials,
             s3_endpoint_url=args.s3_endpoint_url,
+            region=args.region,
+            notify=args.notify,
+            include_response=args.include_response,
         )
     )
 

@@ -4,11 +4,14 @@ One HTTP server answers both APIs, the way one set of environment variables
 (``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` and ``AWS_ENDPOINT_URL_S3``, the same URL) points
 every SDK at it: ``POST /endpoints/{name}/async-invocations`` is InvokeEndpointAsync, and
 everything else is an S3 request (path-style, ``/bucket/key``) passed to the S3 backend.
+With ``notify=True``, SQS requests (``X-Amz-Target: AmazonSQS.*``) go to moto's SQS on the
+same port, and each output or failure object is announced on a queue (``_notify``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -18,15 +21,17 @@ import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
+from urllib.parse import unquote
 
 import certifi
 import httpx
 
+from .._params import MAX_INLINE_BODY
 from .._signing import FrozenCredentials
 from . import _responses
 from ._handlers import (
+    ISOLATIONS,
     Handler,
     InvocationAttributes,
     Runner,
@@ -34,16 +39,18 @@ from ._handlers import (
     is_url,
     make_runner,
 )
-from ._http import HttpServer, Request, Response
+from ._http import Admission, BodyRejected, Head, HttpServer, Limits, Request, Response
+from ._notify import Notifier, NotifyingStorage, is_long_poll, is_sqs
 from ._queue import (
     DEFAULT_INVOCATION_TIMEOUT_SECONDS,
     DEFAULT_REQUEST_TTL_SECONDS,
     EndpointQueue,
     Job,
 )
+from ._s3_auth import S3Verifier
 from ._s3backend import MotoBackend, ProxyBackend, S3Backend
 from ._sigv4_verify import AuthError, SigV4Verifier
-from ._storage import ClientStorage, Storage, parse_s3_uri
+from ._storage import BackendStorage, ClientStorage, Storage, parse_s3_uri
 from ._validation import INVOKE_PATH, InvalidRequest, parse_invocation
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "LocalEndpoint"]
@@ -52,6 +59,9 @@ logger = logging.getLogger("sagemaker_async.local")
 
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's, so ARNs and messages agree with it
 DEFAULT_CONCURRENCY = 4
+MAX_S3_PUT_BYTES = 5 * 1024**3  # S3's limit for one PutObject or UploadPart
+MAX_S3_OTHER_BYTES = 20 * 1024 * 1024  # CompleteMultipartUpload of 10,000 parts fits
+_STOP_WRITE_SECONDS = 3.0  # of the 5 s a stop may take, for "endpoint stopped" objects
 _ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 _S3_PATH = re.compile(r"(s3|https)://[^/]+(/.*)?")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -129,7 +139,15 @@ class LocalEndpoint:
         account_id: str = DEFAULT_ACCOUNT_ID,
         clock: Callable[[], float] = time.monotonic,
         time_scale: float = 1.0,
+        notify: bool = False,
+        include_response: bool = False,
+        isolation: str = "auto",
+        region: str = "us-east-1",
+        limits: Limits | None = None,
     ) -> None:
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+        self._isolation = isolation
         if not endpoints:
             raise ValueError("a LocalEndpoint needs at least one endpoint")
         for name in endpoints:
@@ -167,11 +185,24 @@ class LocalEndpoint:
         )
         self._s3_endpoint_url = s3_endpoint_url
         self._credentials = _parse_credentials(credentials)
-        self._verifier = (
-            None
-            if self._credentials is None
-            else SigV4Verifier(self._credentials.access_key, self._credentials.secret_key)
-        )
+        self._region = region
+        self._limits = limits or Limits()
+        self._verifier: SigV4Verifier | None = None
+        self._s3_verifier: S3Verifier | None = None
+        self._sqs_verifier: SigV4Verifier | None = None
+        if self._credentials is not None:
+            self._sqs_verifier = SigV4Verifier(
+                self._credentials.access_key,
+                self._credentials.secret_key,
+                service="sqs",
+                region=region,
+            )
+            self._verifier = SigV4Verifier(
+                self._credentials.access_key, self._credentials.secret_key, region=region
+            )
+            self._s3_verifier = S3Verifier(
+                self._credentials.access_key, self._credentials.secret_key, region=region
+            )
         self._host = host
         self._port = port
         self._account_id = account_id
@@ -183,13 +214,27 @@ class LocalEndpoint:
         self._backend: S3Backend | None = None
         self._storage: Storage | None = None
         self._http: httpx.AsyncClient | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._dropped: list[str] = []
         self._queues: dict[str, EndpointQueue] = {}
         self._pending = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._url: str | None = None
         self._state = "new"
+        self._notifier: Notifier | None = None
+        if include_response and not notify:
+            raise ValueError("include_response needs notify=True")
+        if notify:
+            if s3_endpoint_url is not None:
+                raise ValueError(
+                    "notify=True serves moto's SQS beside moto's S3; it cannot be combined "
+                    "with an s3_endpoint_url of your own"
+                )
+            self._notifier = Notifier(
+                account_id=account_id,
+                queue_name=f"sagemaker-async-local-{secrets.token_hex(4)}",
+                include_response=include_response,
+            )
 
     def __repr__(self) -> str:
         return f"LocalEndpoint(endpoints={sorted(self._handlers)!r}, url={self._url!r})"
@@ -209,6 +254,20 @@ class LocalEndpoint:
         return self.endpoint_url
 
     @property
+    def queue_url(self) -> str | None:
+        """The SQS queue the notifications go to (``notify=True``), else ``None``."""
+        if self._notifier is None:
+            return None
+        if self._notifier.queue_url is None:
+            raise RuntimeError("the LocalEndpoint has not been started")
+        return self._notifier.queue_url
+
+    @property
+    def sqs_endpoint_url(self) -> str:
+        """The SQS endpoint URL (``notify=True``): the same port."""
+        return self.endpoint_url
+
+    @property
     def port(self) -> int:
         return int(httpx.URL(self.endpoint_url).port or 80)
 
@@ -224,6 +283,11 @@ class LocalEndpoint:
     @property
     def failure_path(self) -> str:
         return self._failure_path
+
+    @property
+    def region(self) -> str:
+        """The region signatures must be scoped to (when ``credentials`` are checked)."""
+        return self._region
 
     @property
     def account_id(self) -> str:
@@ -262,8 +326,17 @@ class LocalEndpoint:
         }
 
     async def wait_idle(self, timeout: float | None = None) -> None:
-        """Wait until every accepted request has its output or failure object written."""
+        """Wait until every accepted request has its output or failure object written.
+
+        Raises ``RuntimeError`` naming them if the endpoint stopped with requests that got
+        neither (their object could not be written in time).
+        """
         await asyncio.wait_for(self._idle.wait(), timeout)
+        if self._dropped:
+            raise RuntimeError(
+                f"the local endpoint stopped with {len(self._dropped)} requests that got no "
+                f"output or failure object: {', '.join(self._dropped[:10])}"
+            )
 
     def _queue(self, endpoint_name: str) -> EndpointQueue:
         try:
@@ -309,7 +382,14 @@ class LocalEndpoint:
         self._backend = backend
         await backend.start()
 
-        server = HttpServer(self._handle, host=self._host, port=self._port)
+        server = HttpServer(
+            self._handle,
+            host=self._host,
+            port=self._port,
+            admit=self._admit,
+            limits=self._limits,
+            cancel_if_gone=None if self._notifier is None else is_long_poll,
+        )
         await server.start()
         self._server = server
         host = f"[{self._host}]" if ":" in self._host else self._host
@@ -318,17 +398,40 @@ class LocalEndpoint:
             backend.server_port = server.port
 
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0), verify=_tls_context())
-        self._storage = ClientStorage(self._url, self._storage_credentials(), http=self._http)
+        if isinstance(backend, MotoBackend):
+            self._storage = BackendStorage(
+                backend.handle,
+                f"127.0.0.1:{server.port}",
+                self._credentials or _MOTO_CREDENTIALS,
+                region=self._region,
+            )
+        else:  # straight to the S3 that outlives us, not through our own port
+            assert self._s3_endpoint_url is not None
+            self._storage = ClientStorage(
+                self._s3_endpoint_url,
+                self._storage_credentials(),
+                http=self._http,
+                region=self._region,
+            )
         for path in {self._output_path, self._failure_path}:
             await self._storage.ensure_bucket(parse_s3_uri(path + "/")[0])
+        if self._notifier is not None:
+            self._notifier.start(self._url)
+            self._storage = NotifyingStorage(self._storage, self._notifier)
 
-        total = sum(self._concurrency.values())
-        self._executor = ThreadPoolExecutor(
-            max_workers=total, thread_name_prefix="sagemaker-async-local-handler"
-        )
+        runners: dict[str, Runner] = {}
         for name, handler in self._handlers.items():
-            runner: Runner = make_runner(handler, executor=self._executor, client=self._http)
-            await runner.start()
+            runners[name] = make_runner(
+                handler,
+                client=self._http,
+                concurrency=self._concurrency[name],
+                isolation=self._isolation,
+            )
+        # Worker processes start in parallel; the first handler that cannot load stops it all.
+        results = await asyncio.gather(
+            *(runner.start() for runner in runners.values()), return_exceptions=True
+        )
+        for name, runner in runners.items():
             self._queues[name] = EndpointQueue(
                 name,
                 runner,
@@ -338,33 +441,48 @@ class LocalEndpoint:
                 time_scale=self._time_scale,
                 on_finished=self._finished,
             )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         for queue in self._queues.values():
             queue.start()
 
     def _storage_credentials(self) -> FrozenCredentials:
-        """What the endpoint signs its own S3 requests with.
+        """What the endpoint signs its requests to an S3 endpoint the user named with.
 
-        Its own credentials when it has them (then they are the only ones it accepts); else,
-        for moto, anything; for an S3 endpoint the user named, the usual environment
-        variables, since that endpoint may check signatures.
+        The usual environment variables, since that endpoint may check signatures; else the
+        endpoint's own credentials (the same pair on both sides), else moto's anything.
         """
-        if self._credentials is not None:
-            return self._credentials
         key = os.environ.get("AWS_ACCESS_KEY_ID")
         secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
-        if self._s3_endpoint_url is not None and key and secret:
+        if key and secret:
             return FrozenCredentials(key, secret, os.environ.get("AWS_SESSION_TOKEN"))
+        if self._credentials is not None:
+            return self._credentials
         return _MOTO_CREDENTIALS
 
     async def aclose(self) -> None:
-        """Stop: workers first (their S3 writes use our own port), then the port, then S3."""
+        """Stop within seconds: no new requests; queued and running ones get a failure
+        object ("endpoint stopped") while the store is still there; then the port, then S3.
+        What could not be written in time is logged and reported by ``wait_idle``.
+        """
         if self._state == "closed":
             return
         self._state = "closed"
-        for queue in self._queues.values():
-            await queue.aclose()
+        unfinished = {}
+        for name, queue in self._queues.items():
+            unfinished[name] = await queue.aclose()
         for queue in self._queues.values():
             await queue.runner.aclose()
+        if self._storage is not None:
+            writes = [
+                self._queues[name].fail_stopped(jobs) for name, jobs in unfinished.items() if jobs
+            ]
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*writes, return_exceptions=True), _STOP_WRITE_SECONDS
+                )
+        self._report_dropped()
         if self._server is not None:
             await self._server.aclose()
         if self._storage is not None:
@@ -373,9 +491,26 @@ class LocalEndpoint:
             await self._http.aclose()
         if self._backend is not None:
             await self._backend.aclose()
-        if self._executor is not None:
-            # A sync handler still running cannot be interrupted; do not wait for it.
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        # Whatever was never settled is settled now, so no waiter waits for nothing.
+        self._pending = 0
+        self._idle.set()
+
+    def _report_dropped(self) -> None:
+        for queue in self._queues.values():
+            self._dropped += queue.unwritten_stopped()
+        if self._dropped:
+            shown = ", ".join(self._dropped[:10]) + (" ..." if len(self._dropped) > 10 else "")
+            logger.warning(
+                "local endpoint stopped: %d accepted requests got no output or failure "
+                "object: %s",
+                len(self._dropped),
+                shown,
+            )
+
+    @property
+    def dropped(self) -> list[str]:
+        """Inference ids of requests that ended with no object (only ever after a stop)."""
+        return list(self._dropped)
 
     def _finished(self) -> None:
         self._pending -= 1
@@ -384,12 +519,84 @@ class LocalEndpoint:
 
     # -- requests -------------------------------------------------------------------------
 
+    def _admit(self, head: Head) -> Admission | Response:
+        """Decide on the head, before any body byte (and before ``100 Continue``)."""
+        if head.path.startswith("/endpoints/") and not _signed_for_s3(head):
+            return self._admit_runtime(head)
+        if self._notifier is not None and _is_sqs(head):
+            return self._admit_sqs(head)
+        return self._admit_s3(head)
+
+    def _admit_sqs(self, head: Head) -> Admission | Response:
+        if self._sqs_verifier is not None:
+            try:
+                self._sqs_verifier.preflight(head.headers)
+            except AuthError as exc:
+                return _responses.json_error(exc.status, exc.code, exc.message)
+        return Admission(MAX_SQS_BYTES, _SQS_TOO_LARGE)
+
+    def _admit_runtime(self, head: Head) -> Admission | Response:
+        if head.method != "POST" or INVOKE_PATH.fullmatch(head.path) is None:
+            return _unknown_runtime_operation(head, self._account_id)
+        if self._verifier is not None:
+            # The signature covers the body, so it is checked once that is read; a request
+            # with no valid key is refused now, before it can send its body.
+            try:
+                self._verifier.preflight(head.headers)
+            except AuthError as exc:
+                return _responses.error(exc.status, exc.code, exc.message)
+        return Admission(MAX_INLINE_BODY, _INVOKE_TOO_LARGE)
+
+    def _admit_s3(self, head: Head) -> Admission | Response:
+        limit = MAX_S3_PUT_BYTES if head.method == "PUT" else MAX_S3_OTHER_BYTES
+        too_large = _responses.s3_error(
+            400,
+            "EntityTooLarge",
+            f"Your proposed upload exceeds the maximum allowed size of {limit} bytes.",
+        )
+        if self._s3_verifier is None:
+            return Admission(limit, too_large)
+        try:
+            check = self._s3_verifier.check_head(
+                head.method, head.target, head.headers, now=self._wall_clock()
+            )
+        except AuthError as exc:
+            return _responses.s3_error(exc.status, exc.code, exc.message)
+
+        def on_body(data: bytes) -> None:
+            try:
+                check.feed(data)
+            except AuthError as exc:
+                raise BodyRejected(_responses.s3_error(exc.status, exc.code, exc.message)) from None
+
+        def on_end() -> None:
+            try:
+                check.finish()
+            except AuthError as exc:
+                raise BodyRejected(_responses.s3_error(exc.status, exc.code, exc.message)) from None
+
+        return Admission(limit, too_large, on_body=on_body, on_end=on_end)
+
     async def _handle(self, request: Request) -> Response:
-        if request.method == "POST":
+        if request.path.startswith("/endpoints/") and not _signed_for_s3(request):
             match = INVOKE_PATH.fullmatch(request.path)
-            if match is not None and not _signed_for_s3(request):
-                return self._invoke(request, match.group(1))
+            if request.method != "POST" or match is None:  # admission answered it already
+                return _unknown_runtime_operation(request, self._account_id)
+            return self._invoke(request, match.group(1))
         assert self._backend is not None
+        if self._notifier is not None and is_sqs(request):
+            if self._sqs_verifier is not None:
+                try:
+                    self._sqs_verifier.verify(
+                        request.method,
+                        request.target,
+                        request.headers,
+                        request.read_body(),
+                        now=self._wall_clock(),
+                    )
+                except AuthError as exc:
+                    return _responses.json_error(exc.status, exc.code, exc.message)
+            return await self._notifier.handle_sqs(request, self._backend)
         return await self._backend.handle(request)
 
     def _invoke(self, request: Request, raw_name: str) -> Response:
@@ -424,6 +631,15 @@ class LocalEndpoint:
             self._output_path, extension, invocation.filename or f"{inference_id}.out"
         )
         failure_location = _join(self._failure_path, extension, f"{inference_id}-error.out")
+        if self._notifier is not None:
+            self._notifier.register(
+                inference_id=inference_id,
+                endpoint_name=invocation.endpoint_name,
+                output_location=output_location,
+                failure_location=failure_location,
+                content_type=invocation.content_type,
+                input_location=invocation.input_location,
+            )
         job = Job(
             attributes=InvocationAttributes(
                 content_type=invocation.content_type,
@@ -447,7 +663,47 @@ class LocalEndpoint:
         return _responses.accepted(inference_id, output_location, failure_location)
 
 
-def _signed_for_s3(request: Request) -> bool:
+def _signed_for_s3(request: Head | Request) -> bool:
     """A request signed for S3 is S3's, even at a path that looks like SageMaker's."""
     auth = request.header("authorization")
-    return auth is not None and b"/s3/aws4_request" in auth
+    if auth is not None:
+        return b"/s3/aws4_request" in auth
+    return "%2Fs3%2Faws4_request" in request.query or "/s3/aws4_request" in request.query
+
+
+_INVOKE_TOO_LARGE = _responses.error(
+    400,
+    "ValidationError",
+    "1 validation error detected: Value at 'body' failed to satisfy constraint: "
+    f"Member must have length less than or equal to {MAX_INLINE_BODY}",
+    namespace=_responses.VALIDATE_NAMESPACE,
+)
+MAX_SQS_BYTES = 1024 * 1024  # SendMessageBatch's total, the largest SQS request
+_SQS_TOO_LARGE = _responses.json_error(
+    400, "RequestEntityTooLarge", f"The request is larger than {MAX_SQS_BYTES} bytes."
+)
+
+
+def _is_sqs(head: Head) -> bool:
+    target = head.header("x-amz-target")
+    return target is not None and target.startswith(b"AmazonSQS.")
+
+
+_SYNC_INVOKE_PATH = re.compile(r"/endpoints/([^/]*)/invocations(-response-stream)?")
+
+
+def _unknown_runtime_operation(head: Head | Request, account_id: str) -> Response:
+    """What the runtime API answers for paths and methods it has no operation for."""
+    sync = _SYNC_INVOKE_PATH.fullmatch(head.path)
+    if head.method == "POST" and sync is not None:
+        # This endpoint serves asynchronous inference only, as an async endpoint does.
+        return _responses.error(
+            400,
+            "ValidationError",
+            f"Endpoint {unquote(sync.group(1))} of account {account_id} is an asynchronous "
+            "inference endpoint: use InvokeEndpointAsync.",
+            namespace=_responses.VALIDATE_NAMESPACE,
+        )
+    return _responses.error(
+        404, "UnknownOperationException", f"No operation matches {head.method} {head.path}."
+    )

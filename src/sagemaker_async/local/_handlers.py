@@ -11,14 +11,17 @@ uses — so a real inference container can be tested locally unchanged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
+import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import httpx
+
+from ._worker_main import signature_problem, wants_attributes
 
 __all__ = [
     "DEFAULT_BINARY_TYPE",
@@ -90,7 +93,7 @@ class Runner(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _single_type(accept: str | None) -> str | None:
+def single_type(accept: str | None) -> str | None:
     """The Accept value when it names exactly one concrete type, else None."""
     if accept and "," not in accept and "*" not in accept:
         return accept.strip() or None
@@ -109,31 +112,14 @@ def to_output(result: object, accept: str | None) -> Output:
         result, content_type = result
     if isinstance(result, str):
         return Output(
-            result.encode("utf-8"), content_type or _single_type(accept) or DEFAULT_TEXT_TYPE
+            result.encode("utf-8"), content_type or single_type(accept) or DEFAULT_TEXT_TYPE
         )
     if isinstance(result, (bytes, bytearray, memoryview)):
-        return Output(bytes(result), content_type or _single_type(accept) or DEFAULT_BINARY_TYPE)
+        return Output(bytes(result), content_type or single_type(accept) or DEFAULT_BINARY_TYPE)
     raise HandlerError(
         f"Handler returned {type(result).__name__}: "
         "return bytes, str, or (bytes or str, content_type str)."
     )
-
-
-def _wants_attributes(fn: Callable[..., Any]) -> bool:
-    try:
-        parameters = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return False  # a builtin without a signature: assume the one-argument form
-    positional = 0
-    for parameter in parameters:
-        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-            return True
-        if parameter.kind in (
-            inspect.Parameter.POSITIONAL_ONLY,
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        ):
-            positional += 1
-    return positional >= 2
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -143,12 +129,20 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 
 
 class CallableRunner:
-    """A Python callable; sync ones run on ``executor`` so they never block the loop."""
+    """A Python callable run in the server process: the explicit, in-process choice.
 
-    def __init__(self, fn: Handler, executor: Executor | None) -> None:
+    Sync callables run on a daemon thread each, so they never block the loop; anything a
+    handler raises, ``BaseException`` included, becomes a failure. What it cannot contain:
+    ``os._exit``, a crash of the interpreter, a thread that never returns (it is abandoned
+    at the timeout, and keeps its CPU). Worker processes (``ProcessRunner``) contain those.
+    """
+
+    def __init__(self, fn: Handler) -> None:
+        problem = signature_problem(fn)
+        if problem is not None:
+            raise TypeError(f"handler {getattr(fn, '__qualname__', fn)!r} {problem}")
         self._fn = fn
-        self._executor = executor
-        self._with_attributes = _wants_attributes(fn)
+        self._with_attributes = wants_attributes(fn)
         self._async = _is_async(fn)
 
     def __repr__(self) -> str:
@@ -163,13 +157,64 @@ class CallableRunner:
     async def __call__(self, payload: bytes, attributes: InvocationAttributes) -> Output:
         args: tuple[Any, ...] = (payload, attributes) if self._with_attributes else (payload,)
         if self._async:
-            result: Any = await cast(Awaitable[Any], self._fn(*args))
+            result: Any = await _contained(cast(Awaitable[Any], self._fn(*args)))
         else:
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._executor, lambda: self._fn(*args))
+            result = await _in_thread(self._fn, args)
             if inspect.isawaitable(result):
-                result = await result
+                result = await _contained(result)
         return to_output(result, attributes.accept)
+
+
+def _base_exception_failure(exc: BaseException) -> HandlerError:
+    return HandlerError(f"Model error: the handler raised {type(exc).__name__}({exc}).")
+
+
+async def _contained(awaitable: Awaitable[Any]) -> Any:
+    """Await a handler's coroutine so that nothing it raises reaches the event loop.
+
+    asyncio re-raises ``SystemExit`` and ``KeyboardInterrupt`` out of a task, which would
+    stop the whole server; caught here, in the awaiting frame, they become a failure.
+    """
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        raise
+    except BaseException as exc:
+        raise _base_exception_failure(exc) from None
+
+
+async def _in_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Run a sync handler on a daemon thread of its own.
+
+    Not a pool: a hung handler cannot be stopped, so it must hold no shared capacity (the
+    other calls and endpoints go on) and must not keep the interpreter from exiting.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def deliver(ok: bool, value: Any) -> None:
+        if future.done():
+            return  # timed out and abandoned
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def run() -> None:
+        try:
+            value: Any = fn(*args)
+            ok = True
+        except Exception as exc:
+            value, ok = exc, False
+        except BaseException as exc:
+            value, ok = _base_exception_failure(exc), False
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(deliver, ok, value)
+
+    threading.Thread(target=run, name="sagemaker-async-local-handler", daemon=True).start()
+    return await future
 
 
 class ModelServerRunner:
@@ -222,7 +267,7 @@ class ModelServerRunner:
             )
         content_type = response.headers.get("content-type")
         return Output(
-            response.content, content_type or _single_type(attributes.accept) or DEFAULT_BINARY_TYPE
+            response.content, content_type or single_type(attributes.accept) or DEFAULT_BINARY_TYPE
         )
 
 
@@ -244,6 +289,9 @@ def load_handler(spec: str) -> Handler:
             raise ValueError(f"handler {spec!r}: {module_name!r} has no {attr_path!r}") from None
     if not callable(target):
         raise ValueError(f"handler {spec!r} names a {type(target).__name__}, not a callable")
+    problem = signature_problem(target)
+    if problem is not None:
+        raise ValueError(f"handler {spec!r} {problem}")
     handler: Handler = target
     return handler
 
@@ -270,17 +318,48 @@ def check_http_url(what: str, url: str) -> str:
     return url
 
 
+ISOLATIONS = ("auto", "process", "in-process")
+
+
+def process_spec(fn: Callable[..., Any]) -> str:
+    """The ``module:qualname`` a worker process can import ``fn`` by, or ValueError."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not module or not qualname or "<" in qualname or module == "__main__":
+        raise ValueError(
+            f"handler {qualname or fn!r} cannot run in a worker process: only a function "
+            "importable as package.module:function can (not a lambda, a closure or a "
+            "function of __main__); pass isolation='in-process' to run it in this process"
+        )
+    return f"{module}:{qualname}"
+
+
 def make_runner(
-    handler: Handler | str, *, executor: Executor | None, client: httpx.AsyncClient
+    handler: Handler | str,
+    *,
+    client: httpx.AsyncClient,
+    concurrency: int,
+    isolation: str = "auto",
 ) -> Runner:
-    """A runner for a callable, a ``module:function`` string, or a model server URL."""
+    """A runner for a callable, a ``module:function`` string, or a model server URL.
+
+    ``isolation``: ``"auto"`` runs strings in worker processes and callables in process
+    (a closure cannot be sent to another process); ``"process"`` sends callables too, by
+    their importable name; ``"in-process"`` imports strings here and calls them here.
+    """
+    from ._workers import ProcessRunner
+
     if isinstance(handler, str):
         if is_url(handler):
             return ModelServerRunner(handler, client)
-        return CallableRunner(load_handler(handler), executor)
+        if isolation == "in-process":
+            return CallableRunner(load_handler(handler))
+        return ProcessRunner(handler, size=concurrency)
     if not callable(handler):
         raise TypeError(
             f"an endpoint's handler must be a callable or a model server URL, not "
             f"{type(handler).__name__}"
         )
-    return CallableRunner(handler, executor)
+    if isolation == "process":
+        return ProcessRunner(process_spec(handler), size=concurrency)
+    return CallableRunner(handler)

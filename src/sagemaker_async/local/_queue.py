@@ -18,6 +18,7 @@ the output and the failure location answer 404.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,16 +93,22 @@ class EndpointQueue:
         self._on_finished = on_finished
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
+        self._running: dict[int, Job | None] = {}
+        self._stopped: list[Job] = []
+        self._unwritten: list[str] = []
         self._closing = False
 
     def start(self) -> None:
         self._workers = [
-            asyncio.create_task(self._work(), name=f"sagemaker-async-local:{self.name}:{i}")
+            asyncio.create_task(self._work(i), name=f"sagemaker-async-local:{self.name}:{i}")
             for i in range(self.concurrency)
         ]
 
-    async def aclose(self) -> None:
-        """Stop the workers; requests still queued or running are dropped unanswered."""
+    async def aclose(self) -> list[Job]:
+        """Stop the workers; returns the jobs still queued or running, which have no object.
+
+        A running handler is cancelled with its worker (a worker process is killed).
+        """
         # The flag, not only the cancel: a cancellation can be lost in a race inside code
         # the worker awaits (Python < 3.12's wait_for is one such place), and a worker that
         # missed it must not go back to waiting on the queue forever.
@@ -110,6 +117,35 @@ class EndpointQueue:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        # A slot still holding a job was cancelled before it wrote anything.
+        unfinished = [job for job in self._running.values() if job is not None]
+        self._running.clear()
+        while not self._queue.empty():
+            unfinished.append(self._queue.get_nowait())
+        return unfinished
+
+    async def fail_stopped(self, jobs: list[Job]) -> None:
+        """Give each unfinished job its failure object: the endpoint stopped."""
+        self._stopped = list(jobs)
+        while self._stopped:
+            job = self._stopped[0]
+            try:
+                await self._fail(
+                    job,
+                    "Endpoint stopped: the local endpoint was shut down before this request "
+                    "finished.",
+                )
+            except StorageError:
+                logger.warning("%s: %s: no failure object written", self.name, job)
+                self._stopped.pop(0)
+                self._unwritten.append(job.attributes.inference_id)
+                continue
+            self._stopped.pop(0)
+            self._on_finished()
+
+    def unwritten_stopped(self) -> list[str]:
+        """Inference ids of stopped jobs whose failure object was not (or not yet) written."""
+        return self._unwritten + [job.attributes.inference_id for job in self._stopped]
 
     def submit(self, job: Job) -> None:
         self.stats.accepted += 1
@@ -127,20 +163,39 @@ class EndpointQueue:
     def queued(self) -> int:
         return self._queue.qsize()
 
-    async def _work(self) -> None:
+    async def _work(self, slot: int) -> None:
+        reserve = getattr(self.runner, "reserve", None)  # worker processes: hold one first
         while not self._closing:
+            if reserve is not None:
+                await reserve()
             job = await self._queue.get()
+            self._running[slot] = job
             try:
                 await self._process(job)
-            except Exception:
+            except Exception as exc:
+                # Nothing vanishes: whatever went wrong, the request gets its failure object.
                 logger.exception("local endpoint %s: processing %s failed", self.name, job)
-            finally:
-                self._on_finished()
+                with contextlib.suppress(Exception):
+                    await self._fail(job, f"Internal error of the local endpoint: {exc}")
+            except asyncio.CancelledError:
+                # Stopping: aclose() hands this job on (it has no object yet).
+                raise
+            self._running[slot] = None
+            self._on_finished()
+
+    async def write_object(self, job: Job, *, failed: bool, body: bytes, content_type: str) -> None:
+        """Write the one object a request ends with: its output, or its failure.
+
+        The single place an outcome becomes visible, so whatever must follow an outcome (a
+        notification, say) belongs here.
+        """
+        location = job.failure_location if failed else job.output_location
+        await self._storage.write(location, body, content_type)
 
     async def _fail(self, job: Job, message: str) -> None:
         self.stats.failed += 1
-        await self._storage.write(
-            job.failure_location, message.encode("utf-8"), FAILURE_CONTENT_TYPE
+        await self.write_object(
+            job, failed=True, body=message.encode("utf-8"), content_type=FAILURE_CONTENT_TYPE
         )
         reason = message if len(message) <= _LOG_REASON else message[: _LOG_REASON - 1] + "…"
         logger.info(
@@ -204,7 +259,9 @@ class EndpointQueue:
             await self._fail(job, failure)
             return
         try:
-            await self._storage.write(job.output_location, output.body, output.content_type)
+            await self.write_object(
+                job, failed=False, body=output.body, content_type=output.content_type
+            )
         except StorageError as exc:  # e.g. a content type S3 cannot store
             await self._fail(job, f"Could not store the output: {exc}")
             return

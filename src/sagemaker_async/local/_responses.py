@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from xml.sax.saxutils import escape
 
 from ._http import Response
 
@@ -18,7 +19,9 @@ __all__ = [
     "VALIDATE_NAMESPACE",
     "accepted",
     "error",
+    "json_error",
     "new_request_id",
+    "s3_error",
 ]
 
 # Coral names the component that rejected the request in the error type's namespace:
@@ -61,3 +64,31 @@ def accepted(inference_id: str, output_location: str, failure_location: str) -> 
 def _header_value(value: str) -> str | bytes:
     # An inference id or path may hold non-ASCII text; h11 needs bytes for that.
     return value if value.isascii() else value.encode("utf-8")
+
+
+def s3_error(status: int, code: str, message: str) -> Response:
+    """An error in S3's shape (XML), for the S3 half of the port."""
+    request_id = new_request_id().replace("-", "")[:16].upper()
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+        f"<RequestId>{request_id}</RequestId></Error>"
+    )
+    return Response(
+        status,
+        [("x-amz-request-id", request_id), ("Content-Type", "application/xml")],
+        body.encode("utf-8"),
+    )
+
+
+def json_error(status: int, code: str, message: str) -> Response:
+    """An error in the awsJson protocol's shape (SQS): the code in the body's ``__type``."""
+    return Response(
+        status,
+        [
+            ("x-amzn-RequestId", new_request_id()),
+            ("x-amzn-query-error", f"{code};Sender"),
+            ("Content-Type", "application/x-amz-json-1.0"),
+        ],
+        json.dumps({"__type": f"com.amazon.coral.service#{code}", "message": message}).encode(),
+    )

@@ -17,17 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import ssl
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 from urllib.parse import unquote
 
 import httpx
 
 from ._http import Request, Response
+from ._responses import s3_error
+
+logger = logging.getLogger("sagemaker_async.local")
+
+
+def _chunks(file: IO[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:
+    while chunk := file.read(size):
+        yield chunk
 
 __all__ = ["MotoBackend", "ProxyBackend", "S3Backend"]
 
@@ -94,7 +103,7 @@ def _environ(request: Request, server_port: int) -> dict[str, Any]:
     environ: dict[str, Any] = {
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(request.body),
+        "wsgi.input": request.body_file or io.BytesIO(request.body),
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,
         "wsgi.multiprocess": False,
@@ -109,7 +118,9 @@ def _environ(request: Request, server_port: int) -> dict[str, Any]:
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": str(server_port),
         "SERVER_PROTOCOL": "HTTP/1.1",
-        "CONTENT_LENGTH": str(len(request.body)),
+        "CONTENT_LENGTH": str(
+            len(request.body) if request.body_file is None else request.body_size
+        ),
     }
     for name, value in request.headers:
         key = name.decode("latin-1")
@@ -154,7 +165,12 @@ class MotoBackend:
             captured[:] = [status, headers]
             return lambda data: None
 
-        result: Iterable[bytes] = self._app(environ, start_response)
+        try:
+            result: Iterable[bytes] = self._app(environ, start_response)
+        except Exception as exc:  # moto could not make sense of the request
+            logger.debug("moto failed on %s %s", request.method, request.path, exc_info=True)
+            message = f"The request is not valid: {type(exc).__name__}"
+            return s3_error(400, "InvalidRequest", message)
         try:
             body = b"".join(result)
         finally:
@@ -162,8 +178,13 @@ class MotoBackend:
             if close is not None:
                 close()
         status_line, headers = captured
+        status = int(status_line.split(" ", 1)[0])
+        if status >= 500 and b"<Code>" not in body:
+            # moto's answer to a request it has no route for: a client mistake, not a 500
+            # (SDKs retry those).
+            return s3_error(400, "InvalidRequest", "The local S3 does not support this request.")
         return Response(
-            int(status_line.split(" ", 1)[0]),
+            status,
             [(n, v) for n, v in headers if n.lower() not in _HOP_BY_HOP],
             body,
         )
@@ -194,9 +215,11 @@ class ProxyBackend:
             for name, value in request.headers
             if name.decode("latin-1") not in _HOP_BY_HOP and name != b"content-length"
         ]
-        upstream = self._client.build_request(
-            request.method, url, headers=headers, content=request.body
-        )
+        content: bytes | Iterator[bytes] = request.body
+        if request.body_file is not None:  # large: streamed on, never read whole
+            headers.append((b"content-length", str(request.body_size).encode("ascii")))
+            content = _chunks(request.body_file)
+        upstream = self._client.build_request(request.method, url, headers=headers, content=content)
         try:
             response = await self._client.send(upstream, stream=True)
         except httpx.HTTPError as exc:

@@ -14,10 +14,11 @@ import contextlib
 import functools
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from ._endpoint import DEFAULT_CONCURRENCY, LocalEndpoint
-from ._handlers import Handler, check_http_url, is_url, load_handler
+from ._handlers import Handler, check_http_url, is_url
 
 __all__ = [
     "DEFAULT_BUCKET",
@@ -30,7 +31,7 @@ __all__ = [
 
 # The command line serves one process-wide S3 world, so a fixed, guessable bucket is best.
 DEFAULT_BUCKET = "sagemaker-async-local"
-# Any region works locally (a signature's scope may name any); SDKs just need one.
+# The region served when none is given (signatures must be scoped to it).
 DEFAULT_REGION = "us-east-1"
 # What the banner suggests when the environment has no credentials: signatures are not
 # checked, so these are as good as any, and they are what moto's own docs use.
@@ -40,14 +41,16 @@ DUMMY_KEY = "test"
 _print_flushed = functools.partial(builtins.print, flush=True)
 
 
-def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, Handler | str]:
-    """``["NAME=package.module:function", "NAME=http://host:port"]`` to handlers.
+def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, str]:
+    """``["NAME=package.module:function", "NAME=http://host:port"]`` to ``{NAME: target}``.
 
-    Raises ``ValueError`` with a message fit for the command line on any bad spec.
+    Only the form is checked here: the server process never imports a handler. Its worker
+    processes do, at start, and a handler that cannot load stops the start with one line
+    (``HandlerLoadError``, a ``ValueError``). Raises ``ValueError`` on any bad spec.
     """
     if not specs:
         raise ValueError("give at least one endpoint: --endpoint NAME=package.module:function")
-    endpoints: dict[str, Handler | str] = {}
+    endpoints: dict[str, str] = {}
     for spec in specs:
         name, sep, target = spec.partition("=")
         name, target = name.strip(), target.strip()
@@ -58,9 +61,15 @@ def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, Handler | str]:
         if name in endpoints:
             raise ValueError(f"endpoint {name!r} is given twice")
         if is_url(target):
-            endpoints[name] = check_http_url(f"endpoint {name}: model server", target)
+            check_http_url(f"endpoint {name}: model server", target)
         else:
-            endpoints[name] = load_handler(target)
+            module_name, colon, attr_path = target.partition(":")
+            if not colon or not module_name or not attr_path:
+                raise ValueError(
+                    f"handler {target!r} is not of the form package.module:function "
+                    "(or an http:// URL)"
+                )
+        endpoints[name] = target
     return endpoints
 
 
@@ -74,6 +83,9 @@ async def serve(
     print: Callable[[str], object] = _print_flushed,
     *,
     s3_endpoint_url: str | None = None,
+    region: str | None = None,
+    notify: bool = False,
+    include_response: bool = False,
     environ: Mapping[str, str] | None = None,
 ) -> None:
     """Serve the named endpoints on 127.0.0.1 until cancelled.
@@ -83,7 +95,11 @@ async def serve(
     starts. The ``export`` lines come first (see ``banner``); ``environ`` (default
     ``os.environ``) is what they are judged against.
     """
-    handlers = parse_endpoint_specs(endpoints)
+    handlers: dict[str, Handler | str] = dict(parse_endpoint_specs(endpoints))
+    # As ``python -m`` does: a handler module next to you imports (workers get our sys.path).
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     local = LocalEndpoint(
         handlers,
         concurrency=concurrency,
@@ -93,6 +109,9 @@ async def serve(
         credentials=credentials,
         port=port or 0,
         bucket=DEFAULT_BUCKET,
+        region=region or DEFAULT_REGION,
+        notify=notify,
+        include_response=include_response,
     )
     async with local:
         for line in banner(
@@ -107,26 +126,40 @@ async def serve(
 def banner(local: LocalEndpoint, *, signed: bool, environ: Mapping[str, str]) -> list[str]:
     """What ``serve`` prints first: every ``export`` line an SDK in another shell needs.
 
-    The endpoint variables always; ``AWS_DEFAULT_REGION`` unless it is set already (the
-    AWS CLI v1 and boto3 read only that one, not ``AWS_REGION``); dummy keys only when the
-    environment names no credentials and signatures are not checked. Then comments, so
-    that ``eval "$(... | head -n N)"`` or a paste of everything is harmless.
+    The endpoint variables always (and the queue's, with notifications); the served
+    region as ``AWS_DEFAULT_REGION`` (the AWS CLI v1 and boto3 read only that one) unless
+    it is set to it already, and as ``AWS_REGION`` too when that names another (our client
+    and the AWS CLI v2 read it first); dummy keys only when the environment names no
+    credentials and signatures are not checked. Then comments, so that a paste of
+    everything is harmless.
     """
     lines = [
         f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={local.endpoint_url}",
         f"export AWS_ENDPOINT_URL_S3={local.s3_endpoint_url}",
     ]
-    if not environ.get("AWS_DEFAULT_REGION"):
-        lines.append(f"export AWS_DEFAULT_REGION={environ.get('AWS_REGION') or DEFAULT_REGION}")
+    if local.queue_url is not None:
+        lines.append(f"export AWS_ENDPOINT_URL_SQS={local.sqs_endpoint_url}")
+        lines.append(f"export SAGEMAKER_ASYNC_QUEUE_URL={local.queue_url}")
+    region = local.region
+    if environ.get("AWS_DEFAULT_REGION") != region:
+        lines.append(f"export AWS_DEFAULT_REGION={region}")
+    if environ.get("AWS_REGION") not in (None, "", region):
+        lines.append(f"export AWS_REGION={region}")
     has_credentials = any(environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
     if not signed and not has_credentials:
+        lines.append(f"export AWS_ACCESS_KEY_ID={DUMMY_KEY} AWS_SECRET_ACCESS_KEY={DUMMY_KEY}")
+    if local.queue_url is not None:
         lines.append(
-            f"export AWS_ACCESS_KEY_ID={DUMMY_KEY} AWS_SECRET_ACCESS_KEY={DUMMY_KEY}"
+            "# notifications go to that queue, SNS-wrapped: "
+            'sagemaker-async wait --queue-url "$SAGEMAKER_ASYNC_QUEUE_URL" ...'
         )
     lines.append(f"# sagemaker-async local endpoint: {', '.join(local.endpoint_names)}")
     lines.append(f"# outputs in {local.output_path}, failures in {local.failure_path}")
     if signed:
-        lines.append("# requests must be signed with the credentials given to --credentials")
+        lines.append(
+            "# every request (SageMaker Runtime and S3) must be signed with the "
+            f"--credentials key, for region {region}"
+        )
     elif has_credentials:
         lines.append("# any credentials are accepted (signatures are not checked): yours will do")
     else:

@@ -198,6 +198,20 @@ class SigV4Verifier:
     secret_key: str = field(repr=False)
     service: str = "sagemaker"
     max_skew_seconds: float = MAX_SKEW_SECONDS
+    region: str | None = None
+    """The one region a scope may name; None: any."""
+
+    def preflight(self, headers: Sequence[tuple[bytes, bytes]]) -> None:
+        """What can be checked before the body arrives: a signature by our key is there."""
+        raw = next((v for n, v in headers if n == b"authorization"), None)
+        if raw is None:
+            raise AuthError("MissingAuthenticationTokenException", "Missing Authentication Token")
+        auth = _parse_authorization(raw.decode("latin-1"))
+        if not hmac.compare_digest(auth.access_key.encode(), self.access_key.encode()):
+            raise AuthError(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
 
     def verify(
         self,
@@ -240,7 +254,7 @@ class SigV4Verifier:
                 "InvalidSignatureException",
                 f"Credential should be scoped to correct service: '{self.service}'. ",
             )
-        if not auth.region:
+        if not auth.region or (self.region is not None and auth.region != self.region):
             raise AuthError(
                 "InvalidSignatureException", "Credential should be scoped to a valid region."
             )
