@@ -128,9 +128,10 @@ async def test_a_closed_client_refuses_reuse() -> None:
     client, _ = make_client(router)
     async with client:
         pass
-    with pytest.raises(RuntimeError, match="closed"):
+    # One error tree: a closed client is a TransportError (it used to be a RuntimeError).
+    with pytest.raises(TransportError, match="closed"):
         await client.invoke_endpoint_async(ENDPOINT, INPUT)
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(TransportError, match="closed"):
         async with client:
             pass
     await client.aclose()  # closing twice is harmless
@@ -143,7 +144,7 @@ async def test_aclose_without_async_with() -> None:
     client, _ = make_client(router)
     await client.invoke_endpoint_async(ENDPOINT, INPUT)
     await client.aclose()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(TransportError):
         await client.invoke_endpoint_async(ENDPOINT, INPUT)
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from sagemaker_async import AsyncInferenceClient, ParamValidationError, TransportError
-from sagemaker_async._transport import LeanTransport
+from sagemaker_async._http11 import LeanTransport
 from test_transport import certificate
 
 __all__ = ["certificate"]  # the fixture, imported so pytest finds it here
@@ -71,13 +71,13 @@ async def test_default_is_the_lean_transport(recorder: _Recorder) -> None:
     async with _client(f"http://127.0.0.1:{recorder.port}") as client:
         first = await client.invoke_endpoint_async("ep", "s3://b/k")
         second = await client.invoke_endpoint_async("ep", "s3://b/k")
-        assert isinstance(client._owned, LeanTransport)
-        assert client._owned_proxy_client is None
+        assert isinstance(client._senders.lean, LeanTransport)
+        assert client._senders.proxy_client is None
     assert first.inference_id == second.inference_id == "i1"
     assert first.request_id == "rid-1"
     # Origin-form request lines: sent directly, not through a proxy.
     assert recorder.request_lines == [b"POST /endpoints/ep/async-invocations HTTP/1.1"] * 2
-    assert client._owned is None  # closed with the client
+    assert client._senders.lean is None  # closed with the client
 
 
 async def test_an_environment_proxy_routes_through_httpx(
@@ -87,13 +87,13 @@ async def test_an_environment_proxy_routes_through_httpx(
     # The proxy receives the request for a host it alone can reach: absolute-form target.
     async with _client("http://runtime.example.test") as client:
         invocation = await client.invoke_endpoint_async("ep", "s3://b/k")
-        assert client._owned is None
-        assert client._owned_proxy_client is not None
+        assert client._senders.lean is None
+        assert client._senders.proxy_client is not None
     assert invocation.inference_id == "i1"
     assert recorder.request_lines == [
         b"POST http://runtime.example.test/endpoints/ep/async-invocations HTTP/1.1"
     ]
-    assert client._owned_proxy_client is None
+    assert client._senders.proxy_client is None
 
 
 @pytest.fixture

@@ -223,3 +223,17 @@ async def test_cancelling_a_wait_leaves_nothing_running(server: MotoServer) -> N
         assert asyncio.all_tasks() == {asyncio.current_task()}
         # The client is still usable: no request was left half-done on a connection.
         assert await client.poll_result(invocation) is None
+
+
+async def test_keys_with_dot_segments_are_written_and_read_exactly(server: MotoServer) -> None:
+    """``a/../b`` is its own key to S3 (and to boto3); nothing may normalize it into ``b``."""
+    keys = ["dots/a/../b", "dots/./c", "dots/.."]
+    async with server.client() as client:
+        for n, key in enumerate(keys):
+            await client.upload_input(b"payload %d" % n, f"s3://{BUCKET}/{key}")
+        for n, key in enumerate(keys):
+            result = await client.get_result(f"s3://{BUCKET}/{key}")
+            assert result.body == b"payload %d" % n
+    listed = server.boto3_s3().list_objects_v2(Bucket=BUCKET, Prefix="dots/")
+    assert sorted(item["Key"] for item in listed["Contents"]) == sorted(keys)
+    assert s3_bytes(server, f"s3://{BUCKET}/dots/a/../b") == b"payload 0"

@@ -41,6 +41,7 @@ from sagemaker_async._s3 import (
     head_bucket_request,
     head_object_request,
     is_virtual_hostable,
+    literal_dot_segments,
     parse_s3_error,
     parse_s3_uri,
     put_object_request,
@@ -60,6 +61,9 @@ ODD_KEYS = [
     "tab\tand\nnewline",
     "percent%2Fencoded%20already",
     "...three-dots/..x/x../.hidden",
+    "a/../b/./c",  # dot segments: valid keys, sent literally as botocore sends them
+    "..",
+    "./x/..",
 ]
 
 
@@ -103,12 +107,9 @@ def test_parse_s3_uri(uri: str, bucket: str, key: str) -> None:
         ("s3://my-bucket", "names no object"),
         ("s3://my-bucket/", "names no object"),
         ("s3://ab/k", "bucket name"),
-        ("s3://bad/bucket/../k", "path segment"),
         ("s3:///k", "bucket name"),
         ("s3://my bucket/k", "bucket name"),
         ("s3://a..b/k", "bucket name"),
-        ("s3://my-bucket/a/./b", "path segment"),
-        ("s3://my-bucket/..", "path segment"),
         ("s3://my-bucket/line\nbreak", "line break"),
         ("s3://my-bucket/nul\x00", "line break or NUL"),
         ("s3://my-bucket/" + "k" * (MAX_KEY_BYTES + 1), "1024"),
@@ -143,8 +144,7 @@ def test_location_validates_itself() -> None:
 @settings(max_examples=200)
 def test_parse_keeps_any_key_or_names_the_rule(key: str) -> None:
     refused = (
-        any(segment in (".", "..") for segment in key.split("/"))
-        or "\r" in key
+        "\r" in key
         or "\n" in key
         or len(key.encode("utf-8")) > MAX_KEY_BYTES
     )
@@ -154,6 +154,12 @@ def test_parse_keeps_any_key_or_names_the_rule(key: str) -> None:
         assert caught.value.param == "s3_uri"
     else:
         assert parse_s3_uri(f"s3://my-bucket/{key}").key == key
+
+
+@pytest.mark.parametrize("key", ["a/../k", "a/./b", "..", "./x/.."])
+def test_keys_with_dot_segments_are_kept_exactly(key: str) -> None:
+    """S3 allows them (a/../k is not k); they used to be refused."""
+    assert parse_s3_uri(f"s3://my-bucket/{key}").key == key
 
 
 # -- addressing ----------------------------------------------------------------------------
@@ -229,7 +235,7 @@ def our_authorization(
         headers.append(("x-amz-security-token", token))
     return SigV4Signer(region, "s3").authorization(
         method=request.method,
-        path=httpx.URL(request.url).raw_path.decode("ascii"),
+        path=literal_dot_segments(httpx.URL(request.url).raw_path).decode("ascii"),
         query="",
         headers=headers,
         payload_hash=request.payload_hash,
@@ -283,9 +289,11 @@ def test_head_and_get_match_botocore(
     ):
         theirs = botocore_request(client, operation, Bucket=bucket, Key=key)
         ours = build(location, endpoint)
-        assert ours.url == theirs.url
-        # httpx sends the path exactly as built: nothing re-encoded, nothing normalized.
-        assert httpx.URL(ours.url).raw_path.decode() == urlsplit(theirs.url).path
+        assert literal_dot_segments(ours.url.encode()).decode() == theirs.url
+        # httpx keeps the path exactly as built: nothing re-encoded, nothing normalized,
+        # and the wire target (dot segments literal again) is botocore's.
+        wire = literal_dot_segments(httpx.URL(ours.url).raw_path)
+        assert wire.decode() == urlsplit(theirs.url).path
         assert ours.host == urlsplit(theirs.url).netloc
         amz_date = header(theirs, "X-Amz-Date")
         assert our_authorization(ours, region, amz_date) == header(theirs, "Authorization")
@@ -307,7 +315,7 @@ def test_put_object_matches_botocore(key: str, token: str | None) -> None:
     ours = put_object_request(
         location, endpoint, payload_hash=payload_hash, content_type="text/json"
     )
-    assert ours.url == theirs.url
+    assert literal_dot_segments(ours.url.encode()).decode() == theirs.url
     assert header(theirs, "X-Amz-Content-SHA256") == payload_hash
     amz_date = header(theirs, "X-Amz-Date")
     assert our_authorization(ours, "us-west-2", amz_date, token) == header(theirs, "Authorization")
@@ -336,7 +344,7 @@ def test_custom_endpoint_matches_botocore_path_style() -> None:
         ours = head_object_request(
             S3Location("my-bucket", key), S3Endpoint.from_url("http://127.0.0.1:5000")
         )
-        assert ours.url == theirs.url
+        assert literal_dot_segments(ours.url.encode()).decode() == theirs.url
         amz_date = header(theirs, "X-Amz-Date")
         assert our_authorization(ours, "us-west-2", amz_date) == header(theirs, "Authorization")
 
@@ -350,15 +358,15 @@ def test_custom_endpoint_matches_botocore_path_style() -> None:
 )
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_key_is_encoded_as_botocore_encodes_it(key: str) -> None:
-    if any(segment in (".", "..") for segment in key.split("/")):
-        return  # refused by parse_s3_uri (httpx would normalize them away)
     theirs = botocore_request(boto3_s3("us-west-2"), "head_object", Bucket="my-bucket", Key=key)
     ours = head_object_request(
         S3Location("my-bucket", key), S3Endpoint.aws("s3.us-west-2.amazonaws.com")
     )
-    assert ours.url == theirs.url
-    assert "/" + encode_key(key) == urlsplit(theirs.url).path
-    assert httpx.URL(ours.url).raw_path.decode() == urlsplit(theirs.url).path
+    assert literal_dot_segments(ours.url.encode()).decode() == theirs.url
+    path = literal_dot_segments(("/" + encode_key(key)).encode()).decode()
+    assert path == urlsplit(theirs.url).path
+    wire = literal_dot_segments(httpx.URL(ours.url).raw_path)
+    assert wire.decode() == urlsplit(theirs.url).path
 
 
 # -- errors ----------------------------------------------------------------------------------

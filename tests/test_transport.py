@@ -29,14 +29,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sagemaker_async._transport import (
-    LeanTransport,
-    PoolStats,
-    _ChunkedReader,
-    _Connection,
-    _ResponseStream,
-    proxy_configured,
-)
+from sagemaker_async._http11 import LeanTransport, PoolStats, proxy_configured
+from sagemaker_async._http11.codec import ChunkedReader
+from sagemaker_async._http11.connection import Connection, ResponseStream
+from sagemaker_async._http11.pool import Pool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -243,14 +239,16 @@ async def test_server_closing_idle_connection_is_discarded(serve, transport) -> 
     assert server.accepted == 2
 
 
-async def test_stale_connection_is_retried_once_on_a_fresh_one(serve, transport) -> None:
-    """The race a keep-alive client cannot avoid: the server closes as we send."""
+async def test_a_request_the_server_read_is_never_resent_silently(serve, transport) -> None:
+    """The race a keep-alive client cannot avoid: the server closes as we send. The request
+    may have been read (here it was), so the transport raises for the caller's retry policy
+    to judge instead of resending it behind its back (it used to)."""
     seen: list[int] = []
 
     async def handler(reader, writer) -> None:
         n = len(seen)
         seen.append(n)
-        if n == 0:  # first connection: answer one request, drop the second unanswered
+        if n == 0:  # first connection: answer one request, read the second, hang up
             await read_request(reader)
             writer.write(response(200, b"first"))
             await writer.drain()
@@ -262,7 +260,34 @@ async def test_stale_connection_is_retried_once_on_a_fresh_one(serve, transport)
 
     server = await serve(handler)
     assert (await send(transport, "GET", server.url)).content == b"first"
-    assert (await send(transport, "POST", server.url, content=b"replayable")).content == b"fresh"
+    with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+        await send(transport, "POST", server.url, content=b"replayable")
+    assert server.accepted == 1
+    # The next request goes out on a fresh connection.
+    assert (await send(transport, "GET", server.url)).content == b"fresh"
+
+
+async def test_a_connection_known_dead_before_writing_is_replaced_silently(
+    serve, transport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one silent resend: nothing of the request was written to the dead connection."""
+    seen: list[bytes] = []
+
+    async def handler(reader, writer) -> None:
+        while (request := await read_request(reader)) is not None:
+            seen.append(request.body)
+            writer.write(response(200, b"ok"))
+            await writer.drain()
+        writer.close()
+
+    server = await serve(handler)
+    await send(transport, "GET", server.url)
+    (pool,) = transport._pools.values()
+    (conn,) = pool.idle
+    conn.eof = True  # as if the FIN had been seen after the pool handed it out
+    monkeypatch.setattr(Pool, "take_idle", lambda self: self.idle.pop() if self.idle else None)
+    assert (await send(transport, "POST", server.url, content=b"once")).content == b"ok"
+    assert seen == [b"", b"once"]
     assert server.accepted == 2
 
 
@@ -366,7 +391,7 @@ async def test_large_chunked_response_streams(serve, transport) -> None:
     server = await serve(canned(raw, response(200, b"next")))
     request = httpx.Request("GET", server.url)
     resp = await transport.handle_async_request(request)
-    assert isinstance(resp.stream, _ResponseStream)
+    assert isinstance(resp.stream, ResponseStream)
     assert await resp.aread() == chunk * 20
     await resp.aclose()
     assert (await send(transport, "GET", server.url)).content == b"next"
@@ -458,7 +483,7 @@ def test_chunked_decoding_is_independent_of_packet_boundaries(
 ) -> None:
     wire = b"".join(b"%x%b\r\n%b\r\n" % (len(c), extension, c) for c in chunks)
     wire += b"0\r\n" + trailers + b"\r\nNEXT"
-    reader = _ChunkedReader()
+    reader = ChunkedReader()
     buf = bytearray()
     out = []
     position = 0
@@ -480,7 +505,7 @@ def test_chunked_decoding_is_independent_of_packet_boundaries(
         (b"HTTP/1.1 2000 OK\r\n\r\n", "malformed status line"),
         (b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n", "malformed header"),
         (b"HTTP/1.1 200 OK\r\nBad : name\r\nContent-Length: 0\r\n\r\n", "malformed header"),
-        (b"HTTP/1.1 200 OK\r\nA: b\r\n folded: x\r\n\r\n", "malformed header"),
+        (b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", "continuation line"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "conflicting"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "received 5 bytes, expected 10"),
@@ -528,7 +553,7 @@ async def test_large_streamed_get_keeps_client_buffer_bounded(serve, transport) 
     server = await serve(big)
     resp = await transport.handle_async_request(httpx.Request("GET", server.url))
     stream = resp.stream
-    assert isinstance(stream, _ResponseStream)
+    assert isinstance(stream, ResponseStream)
     conn = stream._conn
     assert conn is not None
     # Don't read: the connection must stop reading from the socket at its high-water mark.
@@ -940,7 +965,7 @@ async def test_connection_handed_to_a_waiter_cancelled_at_that_moment_is_passed_
     pool.n_open = 1  # the only slot is taken
     waiting = asyncio.create_task(pool.acquire(transport._defaults, request))
     await until(lambda: len(pool.waiters) == 1, "waiting for the pool")
-    conn = _Connection(pool)
+    conn = Connection(pool)
     pool.release(conn)  # handed over...
     waiting.cancel()  # ...and cancelled before the waiter could run
     with pytest.raises(asyncio.CancelledError):

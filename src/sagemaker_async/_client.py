@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import ssl
 import sys
 import time
 import uuid
@@ -29,6 +28,7 @@ from ._endpoints import (
     configured_endpoint_url,
     resolve_runtime_url,
 )
+from ._http11.routing import OwnedSenders
 from ._models import AsyncInvocation, DownloadedResult, InferenceResult
 from ._multipart import (
     DEFAULT_CONCURRENCY,
@@ -42,9 +42,10 @@ from ._params import InvokeParams, validate_invoke
 from ._protocol import invoke_headers, invoke_path, parse_error, parse_invoke_response
 from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
 from ._retry import RetryPolicy, retry_after_seconds
-from ._s3 import S3Location, check_content_type, parse_s3_uri
+from ._s3 import S3Location, check_content_type, literal_dot_segments, parse_s3_uri
 from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
 from ._streams import (
+    MAX_BUFFERED_BODY,
     ResultStream,
     StreamContext,
     check_download_path,
@@ -52,10 +53,9 @@ from ._streams import (
     write_file,
 )
 from ._threads import run_to_end
-from ._transport import LeanTransport, proxy_configured
 from ._uploads import Payload, prepare_upload, read_small
 from ._version import __version__
-from .errors import ParamValidationError, ServiceError, TransportError
+from .errors import ParamValidationError, SageMakerAsyncError, ServiceError, TransportError
 
 if TYPE_CHECKING:
     from ._listener import Listener
@@ -67,6 +67,15 @@ logger = logging.getLogger("sagemaker_async")
 _EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 _URL_CACHE_SIZE = 1024
 _LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Errors a transport may raise that are not network failures: wrapped, never retried.
+_FOREIGN_ERRORS = (
+    httpx.DecodingError,
+    httpx.TooManyRedirects,
+    httpx.StreamError,
+    httpx.InvalidURL,
+    RuntimeError,
+    OSError,
+)
 
 # A request body: bytes, or a factory of a fresh async stream for each attempt (an upload
 # from a file must be re-read from the start when it is retried).
@@ -171,10 +180,7 @@ class AsyncInferenceClient:
 
         self._http_client = http_client
         self._transport = transport
-        self._owned: LeanTransport | None = None
-        self._owned_proxy_client: httpx.AsyncClient | None = None
-        self._proxied: dict[tuple[str, bytes], bool] = {}
-        self._ca_bundle = env.get("AWS_CA_BUNDLE") or None
+        self._senders = OwnedSenders(self._timeout, env.get("AWS_CA_BUNDLE") or None)
         self._closed = False
         # Seams for tests: the wall clock used in signatures, and the backoff sleep.
         self._clock: Callable[[], float] = time.time
@@ -215,88 +221,42 @@ class AsyncInferenceClient:
     async def aclose(self) -> None:
         """Close the connections this client opened; a shared http_client is left open."""
         self._closed = True
-        owned, self._owned = self._owned, None
-        proxy_client, self._owned_proxy_client = self._owned_proxy_client, None
-        if owned is not None:
-            await owned.aclose()
-        if proxy_client is not None:
-            await proxy_client.aclose()
+        await self._senders.aclose()
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError(
-                "This AsyncInferenceClient is closed; create a new one to send more requests."
+            raise TransportError(
+                "This AsyncInferenceClient is closed; create a new one to send more requests.",
+                attempts=0,
             )
 
     # -- sending ----------------------------------------------------------------------------
 
     def _default_transport(self, url: httpx.URL) -> httpx.AsyncBaseTransport | httpx.AsyncClient:
-        """The pool this client owns for ``url``'s origin, built on first use.
+        """The pool this client owns for ``url``'s origin (see ``_http11.routing``)."""
+        return self._senders.for_url(url)
 
-        Our lean HTTP/1.1 transport, except for origins that the environment routes through
-        a proxy (``HTTPS_PROXY`` and friends), which go through an ``httpx.AsyncClient``
-        that honours them. Decided once per origin.
-        """
-        origin = (url.scheme, url.netloc)
-        proxied = self._proxied.get(origin)
-        if proxied is None:
-            proxied = self._proxied[origin] = proxy_configured(url, os.environ)
-        if proxied:
-            if self._owned_proxy_client is None:
-                self._owned_proxy_client = httpx.AsyncClient(
-                    trust_env=True,
-                    timeout=self._timeout,
-                    limits=httpx.Limits(max_connections=256, max_keepalive_connections=256),
-                    verify=self._ssl_context() or True,
-                )
-            return self._owned_proxy_client
-        if self._owned is None:
-            self._owned = LeanTransport(
-                ssl_context=self._ssl_context(),
-                max_connections=256,
-                max_keepalive_connections=256,
-                connect_timeout=self._timeout.connect,
-                read_timeout=self._timeout.read,
-                write_timeout=self._timeout.write,
-                pool_timeout=self._timeout.pool,
-            )
-        return self._owned
+    async def _send_once(
+        self, request: httpx.Request, stream: bool = False, body_limit: int | None = None
+    ) -> httpx.Response:
+        """Send through the one seam; read the whole body, as stored, unless ``stream``.
 
-    def _ssl_context(self) -> ssl.SSLContext | None:
-        """A context trusting ``AWS_CA_BUNDLE``, as botocore honours it; None: the default.
-
-        Built once per client, and only when a pool of ours is first needed.
-        """
-        if self._ca_bundle is None:
-            return None
-        try:
-            context = ssl.create_default_context(cafile=self._ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
-            raise ParamValidationError(
-                f"AWS_CA_BUNDLE {self._ca_bundle!r} cannot be loaded: {exc}", param="AWS_CA_BUNDLE"
-            ) from None
-        context.set_alpn_protocols(["http/1.1"])
-        return context
-
-    async def _send_once(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
-        """Send through the one seam; read the whole body unless ``stream``.
-
-        A streamed response is httpx's own streaming shape (``client.send(..., stream=True)``
+        A read ``response.content`` is the bytes that came over the wire, whatever the
+        ``Content-Encoding`` says (a result's encoding is metadata, not ours to undo). A
+        streamed response is httpx's own streaming shape (``client.send(..., stream=True)``
         or a transport's unread response): the caller reads it with ``aiter_raw`` and must
         ``aclose`` it.
         """
         if self._http_client is not None:
-            return await self._http_client.send(request, stream=stream)
-        sender = self._transport or self._default_transport(request.url)
-        if isinstance(sender, httpx.AsyncClient):
-            return await sender.send(request, stream=stream)
-        response = await sender.handle_async_request(request)
-        if stream:
-            return response
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
+            response = await self._http_client.send(request, stream=True)
+        else:
+            sender = self._transport or self._default_transport(request.url)
+            if isinstance(sender, httpx.AsyncClient):
+                response = await sender.send(request, stream=True)
+            else:
+                response = await sender.handle_async_request(request)
+        if not stream:
+            await read_whole(response, body_limit)
         return response
 
     def _invoke_url(self, endpoint_name: str) -> httpx.URL:
@@ -345,7 +305,14 @@ class AsyncInferenceClient:
         """
         self._check_open()
         headers = list(headers)
-        path = url.raw_path.decode("ascii").partition("?")[0]
+        # The request target as it goes on the wire and is signed: S3 keys' dot segments
+        # literal, as botocore sends them (the URL holds them escaped; see encode_key).
+        raw_path = url.raw_path
+        target = literal_dot_segments(raw_path)
+        extensions = self._extensions
+        if target is not raw_path:
+            extensions = {**extensions, "target": target}
+        path = target.decode("ascii").partition("?")[0]
         query = url.query.decode("ascii")
         credentials = await self._credentials.get()
         invocation_id = str(uuid.uuid4())
@@ -370,15 +337,25 @@ class AsyncInferenceClient:
                 invocation_id,
                 attempt,
                 max_attempts,
+                extensions,
             )
             started = time.perf_counter()
             try:
                 response = await self._send_once(request, stream)
                 if stream and not accept(response.status_code):
-                    try:  # an error answer is small: read it whole to parse it
-                        await response.aread()
-                    finally:
-                        await response.aclose()
+                    # an error answer is small: read it whole (as stored) to parse it
+                    await read_whole(response)
+            except SageMakerAsyncError:
+                raise
+            except _FOREIGN_ERRORS as exc:
+                # Not a network failure worth another attempt, and not ours to let escape:
+                # a closed or misused transport, an httpx error outside TransportError.
+                raise TransportError(
+                    f"{operation} to {url.host} failed after {attempt} "
+                    f"{'attempt' if attempt == 1 else 'attempts'}: "
+                    f"{type(exc).__name__}: {_safe_detail(exc)}",
+                    attempts=attempt,
+                ) from exc
             except httpx.TransportError as exc:
                 decision = retry.classify_exception(exc)
                 if debug:
@@ -397,16 +374,10 @@ class AsyncInferenceClient:
                     else 0
                 )
                 if not cost:
-                    # h11 quotes the offending header value, which may be a session token.
-                    detail = (
-                        "a header value cannot be sent as given"
-                        if isinstance(exc, httpx.LocalProtocolError)
-                        else str(exc)
-                    )
                     raise TransportError(
                         f"{operation} to {url.host} failed after {attempt} "
                         f"{'attempt' if attempt == 1 else 'attempts'}: "
-                        f"{type(exc).__name__}: {detail}",
+                        f"{type(exc).__name__}: {_safe_detail(exc)}",
                         attempts=attempt,
                     ) from exc
                 spent += cost
@@ -472,8 +443,11 @@ class AsyncInferenceClient:
         invocation_id: str,
         attempt: int,
         max_attempts: int,
+        extensions: dict[str, Any] | None = None,
     ) -> httpx.Request:
         """One attempt's request: botocore's headers, in botocore's order, freshly signed."""
+        if extensions is None:
+            extensions = self._extensions
         amz_date = self._amz_date()
         token = credentials.token
         signed = [("host", host), ("x-amz-date", amz_date), *headers]
@@ -501,7 +475,7 @@ class AsyncInferenceClient:
         wire.append((b"amz-sdk-request", b"attempt=%d; max=%d" % (attempt, max_attempts)))
         if not isinstance(content, bytes):
             return httpx.Request(
-                method, url, headers=wire, content=content(), extensions=self._extensions
+                method, url, headers=wire, content=content(), extensions=extensions
             )
         # Where httpx would send Content-Length (a body, or any POST/PUT/PATCH), send it last,
         # as botocore does. Passing the body as a ready ByteStream skips httpx's content
@@ -511,7 +485,7 @@ class AsyncInferenceClient:
         ):
             wire.append((b"Content-Length", b"%d" % len(content)))
         request = httpx.Request(
-            method, url, headers=wire, stream=httpx.ByteStream(content), extensions=self._extensions
+            method, url, headers=wire, stream=httpx.ByteStream(content), extensions=extensions
         )
         request.read()  # the body is bytes already: make request.content available
         return request
@@ -860,3 +834,52 @@ class AsyncInferenceClient:
 
 def _parse_runtime_failure(response: httpx.Response) -> ServiceError:
     return parse_error(response.status_code, response.headers, response.content)
+
+
+def _safe_detail(exc: BaseException) -> str:
+    # h11 and httpx quote an offending header value, which may be a session token.
+    if isinstance(exc, httpx.LocalProtocolError):
+        return "a header value cannot be sent as given"
+    return str(exc)
+
+
+async def _read_raw(stream: httpx.AsyncByteStream | httpx.SyncByteStream, limit: int) -> bytes:
+    """A body as it came over the wire, stopping once it is longer than ``limit``."""
+    if not isinstance(stream, httpx.AsyncByteStream):
+        raise TypeError("an async transport returned a synchronous response stream")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(parts)
+
+
+async def read_whole(response: httpx.Response, body_limit: int | None = None) -> None:
+    """Read a response's body as it came over the wire (never content-decoded) into
+    ``response.content``, and close it. A body longer than ``body_limit`` (default
+    ``MAX_BUFFERED_BODY``: without a bound, a server that never ends a body would grow the
+    process until it dies) is an error, not a bigger buffer: that is what bounds an endless
+    body, and the hook for a caller's own size limit."""
+    if body_limit is None:
+        body_limit = MAX_BUFFERED_BODY
+    stream = response.stream
+    try:
+        if isinstance(stream, httpx.ByteStream):  # read already (ours, or a mock's)
+            content = b"".join(stream)
+        elif hasattr(response, "_content"):
+            # A custom transport read it already (its stream is spent): what it read is
+            # all there is.
+            content = response.content
+        else:
+            content = await _read_raw(stream, body_limit)
+    finally:
+        await response.aclose()
+    if len(content) > body_limit:
+        raise TransportError(
+            f"the response body is larger than {body_limit} bytes; not read", attempts=1
+        )
+    # httpx keeps a read body here; ours is the raw one, so no decoder ever runs.
+    response._content = content

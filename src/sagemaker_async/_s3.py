@@ -26,6 +26,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Final
 from urllib.parse import quote, unquote, urlsplit
 
 from ._protocol import error_class, request_id_of
@@ -150,14 +151,6 @@ def _check_key(key: str, param: str) -> None:
             f"The S3 key in {param} is not valid Unicode text (it holds a lone surrogate).",
             param=param,
         ) from None
-    if any(segment in (".", "..") for segment in key.split("/")):
-        # httpx (RFC 3986) removes dot segments from every URL path, so "a/../b" would
-        # silently become "b": refuse rather than read or write the wrong object.
-        raise ParamValidationError(
-            f"The S3 key {key!r} in {param} has a '.' or '..' path segment, which HTTP "
-            "clients normalize away; choose a key without them.",
-            param=param,
-        )
 
 
 def parse_s3_uri(uri: object, *, param: str = "s3_uri") -> S3Location:
@@ -227,8 +220,33 @@ def is_virtual_hostable(bucket: str) -> bool:
 
 
 def encode_key(key: str) -> str:
-    """The key as botocore puts it in the path: a greedy label, ``/`` and ``~`` kept."""
-    return quote(key, safe="/~")
+    """The key as botocore puts it in the path: a greedy label, ``/`` and ``~`` kept.
+
+    A ``.`` or ``..`` segment (a valid key: ``a/../b`` is not ``b`` to S3) is written as
+    ``%2E``/``%2E%2E`` so that nothing on the way normalizes it away (httpx's URL removes
+    dot segments, RFC 3986); :func:`literal_dot_segments` turns them back into the literal
+    dots botocore sends and signs, just before the request goes on the wire.
+    """
+    path = quote(key, safe="/~")
+    if "." in path and any(segment in (".", "..") for segment in path.split("/")):
+        path = "/".join(_DOT_ESCAPES.get(segment, segment) for segment in path.split("/"))
+    return path
+
+
+_DOT_ESCAPES: Final = {".": "%2E", "..": "%2E%2E"}
+_DOT_LITERALS: Final = {b"%2E": b".", b"%2E%2E": b".."}
+
+
+def literal_dot_segments(raw_path: bytes) -> bytes:
+    """A path from :func:`encode_key` with its escaped dot segments literal again.
+
+    ``quote`` writes a ``%`` of a key as ``%25``, so a ``%2E`` segment can only be ours.
+    """
+    if b"%2E" not in raw_path:
+        return raw_path
+    path, sep, query = raw_path.partition(b"?")
+    path = b"/".join(_DOT_LITERALS.get(segment, segment) for segment in path.split(b"/"))
+    return path + sep + query
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from ._threads import run_to_end
 from .errors import ParamValidationError, ResultTooLargeError, TransportError
 
 __all__ = [
+    "MAX_BUFFERED_BODY",
     "ResultStream",
     "StreamContext",
     "check_download_path",
@@ -41,6 +42,11 @@ __all__ = [
 
 # Disk writes are batched to this size, each one a worker-thread hop.
 _WRITE_BATCH = 1024 * 1024
+
+
+# The most a body read into memory may hold when the caller set no max_bytes: a server
+# that never ends a body must not grow the process until it dies.
+MAX_BUFFERED_BODY = 2 * 1024**3
 
 
 def check_max_bytes(max_bytes: object) -> int | None:
@@ -112,6 +118,11 @@ async def read_body(response: httpx.Response, uri: str, max_bytes: int | None) -
             received += len(chunk)
             if max_bytes is not None and received > max_bytes:
                 raise too_large(uri, received, max_bytes, exact=False)
+            if received > MAX_BUFFERED_BODY:  # no max_bytes: still never without bound
+                raise TransportError(
+                    f"the body of {uri} is larger than {MAX_BUFFERED_BODY:,} bytes, too much "
+                    "to hold in memory: read it with stream_result() or download_result()"
+                )
             parts.append(chunk)
     except httpx.TransportError as exc:
         raise _lost(uri, received, head.content_length, exc) from exc
