@@ -2,19 +2,23 @@
 
 Every client under test sends through ``httpx.MockTransport(router.async_handler)`` (the
 contract's ``transport=`` seam; httpx is never patched globally), signs with a fixed clock
-and never sleeps: ``_sleep`` is replaced by a recorder of the backoffs it was asked for.
+and never sleeps: its ``Runtime`` (a constructor argument) sleeps with a recorder of the
+backoffs it was asked for.
 """
 
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import respx
 
 from sagemaker_async import AsyncInferenceClient
+from sagemaker_async._runtime import Runtime
 
 # The fixed clock of every signature: 2026-11-26T00:18:21Z.
 FIXED_TIME = float(calendar.timegm((2026, 11, 26, 0, 18, 21)))
@@ -48,20 +52,35 @@ def new_router() -> respx.MockRouter:
 
 
 def make_client(
-    router: respx.Router | None = None, **kwargs: Any
+    router: respx.Router | None = None,
+    *,
+    clock: Callable[[], float] = lambda: FIXED_TIME,
+    sleep: Callable[[float], Awaitable[Any]] | None = None,
+    poll_sleep: Callable[[float], Awaitable[Any]] | None = None,
+    random: Callable[[], float] | None = None,
+    monotonic: Callable[[], float] | None = None,
+    **kwargs: Any,
 ) -> tuple[AsyncInferenceClient, SleepRecorder]:
-    """A client on the mock seam with fixed keys, fixed clock and recorded sleeps."""
+    """A client on the mock seam with fixed keys, fixed clock and recorded sleeps.
+
+    ``clock``, ``sleep`` (retry backoff), ``poll_sleep`` (waits), ``random`` and
+    ``monotonic`` reach the client through its constructor (its ``Runtime``); the returned
+    recorder is the backoff sleep unless one is given.
+    """
+    sleeps = SleepRecorder()
+    runtime = Runtime(clock=clock, sleep=sleep or sleeps, poll_sleep=poll_sleep)
+    if random is not None:
+        runtime = dataclasses.replace(runtime, random=random)
+    if monotonic is not None:
+        runtime = dataclasses.replace(runtime, monotonic=monotonic)
+    kwargs.setdefault("_runtime", runtime)
     if router is not None:
         kwargs.setdefault("transport", httpx.MockTransport(router.async_handler))
     kwargs.setdefault("region_name", REGION)
     if "credentials" not in kwargs and "profile_name" not in kwargs:
         kwargs.setdefault("aws_access_key_id", ACCESS_KEY)
         kwargs.setdefault("aws_secret_access_key", SECRET_KEY)
-    client = AsyncInferenceClient(**kwargs)
-    sleeps = SleepRecorder()
-    client._clock = lambda: FIXED_TIME
-    client._sleep = sleeps
-    return client, sleeps
+    return AsyncInferenceClient(**kwargs), sleeps
 
 
 def accepted(

@@ -26,6 +26,7 @@ from sagemaker_async import (
     ThrottlingError,
     ValidationError,
     WaitTimeoutError,
+    _s3,
 )
 from sagemaker_async.cli import _main, _s3list, main
 from sagemaker_async.cli._aimd import AdaptiveLimit
@@ -42,7 +43,7 @@ from sagemaker_async.cli._manifest import Item, load_manifest
 from sagemaker_async.cli._parser import build_parser
 from sagemaker_async.cli._progress import Counters, Progress, format_duration, render
 from sagemaker_async.cli._record import RecordFile
-from sagemaker_async.cli._s3list import list_objects_request, parse_list_response, split_prefix
+from sagemaker_async.cli._s3list import split_prefix
 from sagemaker_async.local import LocalEndpoint
 from test_local_support import client_for, warm_moto
 
@@ -396,37 +397,6 @@ def test_disabled_progress_writes_nothing() -> None:
 # -- the S3 listing ---------------------------------------------------------------------------
 
 
-def test_list_objects_request_is_path_style_on_a_custom_endpoint() -> None:
-    from sagemaker_async._s3 import S3Endpoint
-
-    request = list_objects_request(
-        "bucket", "a b/", "tok+en=", S3Endpoint.from_url("http://127.0.0.1:5000")
-    )
-    assert request.url == (
-        "http://127.0.0.1:5000/bucket?list-type=2&encoding-type=url&max-keys=1000"
-        "&prefix=a%20b%2F&continuation-token=tok%2Ben%3D"
-    )
-    assert (request.method, request.host) == ("GET", "127.0.0.1:5000")
-    aws = list_objects_request("bucket", "", None, S3Endpoint.aws("s3.us-east-1.amazonaws.com"))
-    assert aws.url.startswith("https://bucket.s3.us-east-1.amazonaws.com/?list-type=2")
-
-
-def test_parse_list_response_decodes_keys_and_follows_truncation() -> None:
-    page = (
-        b'<?xml version="1.0" encoding="UTF-8"?>'
-        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-        b"<Name>b</Name><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
-        b"<Contents><Key>a%20b.txt</Key><Size>1</Size></Contents>"
-        b"<Contents><Key>dir/</Key></Contents>"
-        b"<NextContinuationToken>next</NextContinuationToken></ListBucketResult>"
-    )
-    assert parse_list_response(page) == (["a b.txt", "dir/"], "next")
-    last = page.replace(b"<IsTruncated>true", b"<IsTruncated>false")
-    assert parse_list_response(last) == (["a b.txt", "dir/"], None)
-    with pytest.raises(CliError, match="not XML"):
-        parse_list_response(b"<oops")
-
-
 def test_split_prefix() -> None:
     assert split_prefix("s3://bucket/a/b/") == ("bucket", "a/b/")
     assert split_prefix("s3://bucket") == ("bucket", "")
@@ -554,7 +524,7 @@ async def test_every_item_is_sent_once_within_the_concurrency_and_recorded(
     held.set()
     counters = await asyncio.wait_for(run, 1)
     assert (counters.submitted, counters.errors, counters.skipped) == (20, 0, 0)
-    assert sorted(body for _, body, _ in client.invoked) == sorted(payloads)
+    assert sorted(body or b"" for _, body, _ in client.invoked) == sorted(payloads)
     assert client.peak == 3
     entries = _record(tmp_path)
     assert sorted(entry["key"] for entry in entries) == sorted(f"{n}:{n}.txt" for n in range(1, 21))
@@ -634,7 +604,7 @@ async def test_stopping_lets_requests_in_flight_finish_and_be_recorded(tmp_path:
     for gate in gates:
         gate.set()
     counters = await asyncio.wait_for(run, 1)
-    assert sorted(body for _, body, _ in client.invoked) == [b"a", b"b"]
+    assert sorted(body or b"" for _, body, _ in client.invoked) == [b"a", b"b"]
     assert counters.submitted == 2
     assert sorted(entry["key"] for entry in _record(tmp_path)) == ["1:1.txt", "2:2.txt"]
 
@@ -693,7 +663,7 @@ async def test_a_failing_record_write_stops_the_batch(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("warm_moto")
 async def test_list_uris_pages_through_a_real_listing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_s3list, "_PAGE_SIZE", 2)
+    monkeypatch.setattr(_s3, "_LIST_PAGE_SIZE", 2)
     async with LocalEndpoint({"ep": lambda p: p}) as local, client_for(local) as client:
         names = ["a", "b c", "d/é", "d/", "e", "f"]
         for name in names:

@@ -474,7 +474,7 @@ async def test_secrets_never_appear_in_messages_reprs_or_logs(
     texts = [record.getMessage() for record in caplog.records]
     texts += [caplog.text]
     texts += [repr(obj) for obj in leftovers] + [str(obj) for obj in leftovers]
-    texts += [repr(client._credentials), repr(client._signer)]
+    texts += [repr(client._sender.credentials), repr(client._signer)]
     for text in texts:
         for secret in SECRETS:
             assert secret not in text

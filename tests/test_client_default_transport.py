@@ -71,13 +71,14 @@ async def test_default_is_the_lean_transport(recorder: _Recorder) -> None:
     async with _client(f"http://127.0.0.1:{recorder.port}") as client:
         first = await client.invoke_endpoint_async("ep", "s3://b/k")
         second = await client.invoke_endpoint_async("ep", "s3://b/k")
-        assert isinstance(client._senders.lean, LeanTransport)
-        assert client._senders.proxy_client is None
+        lean, proxy_client = client._sender.owned_pools
+        assert isinstance(lean, LeanTransport)
+        assert proxy_client is None
     assert first.inference_id == second.inference_id == "i1"
     assert first.request_id == "rid-1"
     # Origin-form request lines: sent directly, not through a proxy.
     assert recorder.request_lines == [b"POST /endpoints/ep/async-invocations HTTP/1.1"] * 2
-    assert client._senders.lean is None  # closed with the client
+    assert client._sender.owned_pools == (None, None)  # closed with the client
 
 
 async def test_an_environment_proxy_routes_through_httpx(
@@ -87,13 +88,14 @@ async def test_an_environment_proxy_routes_through_httpx(
     # The proxy receives the request for a host it alone can reach: absolute-form target.
     async with _client("http://runtime.example.test") as client:
         invocation = await client.invoke_endpoint_async("ep", "s3://b/k")
-        assert client._senders.lean is None
-        assert client._senders.proxy_client is not None
+        lean, proxy_client = client._sender.owned_pools
+        assert lean is None
+        assert proxy_client is not None
     assert invocation.inference_id == "i1"
     assert recorder.request_lines == [
         b"POST http://runtime.example.test/endpoints/ep/async-invocations HTTP/1.1"
     ]
-    assert client._senders.proxy_client is None
+    assert client._sender.owned_pools == (None, None)
 
 
 @pytest.fixture
@@ -126,4 +128,4 @@ def test_an_unreadable_aws_ca_bundle_is_a_clear_error(
     monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp_path / "missing.pem"))
     client = _client("https://127.0.0.1:1")
     with pytest.raises(ParamValidationError, match="AWS_CA_BUNDLE"):
-        client._default_transport(httpx.URL("https://127.0.0.1:1/"))
+        client._sender.default_transport(httpx.URL("https://127.0.0.1:1/"))

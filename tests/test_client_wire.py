@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from sagemaker_async import AsyncInferenceClient, TransportError
-from sagemaker_async import _client as client_module
 from sagemaker_async import _streams as streams_module
 from sagemaker_async._http11 import LeanTransport
 from sagemaker_async._retry import RetryQuota
+from sagemaker_async._runtime import Runtime
 from test_transport import certificate
 
 __all__ = ["certificate"]  # the fixture, imported so pytest finds it here
@@ -126,7 +126,7 @@ class SpyQuota(RetryQuota):
 
 
 def spy_on_quota(client: AsyncInferenceClient) -> list[int]:
-    quota = client._retry.quota = SpyQuota()
+    quota = client._sender.retry.quota = SpyQuota()
     return quota.charges
 
 
@@ -138,8 +138,8 @@ async def test_a_resend_is_an_attempt_counted_charged_backed_off_and_logged(
     async def no_sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    async with make_client(hangs_up.port, max_attempts=3) as client:
-        client._sleep = no_sleep
+    no_backoff = Runtime(sleep=no_sleep)
+    async with make_client(hangs_up.port, max_attempts=3, _runtime=no_backoff) as client:
         charges = spy_on_quota(client)
         await client.invoke_endpoint_async("ep", INPUT)
         with caplog.at_level(logging.DEBUG, logger="sagemaker_async"):
@@ -161,12 +161,12 @@ async def test_a_resend_is_an_attempt_counted_charged_backed_off_and_logged(
 async def test_resends_stop_at_max_attempts() -> None:
     state = HangsUpAfterReading(script=[False, False, False, False])
     server = await asyncio.start_server(state.handle, "127.0.0.1", 0)
-    async with server, make_client(server.sockets[0].getsockname()[1], max_attempts=3) as client:
+    async def no_sleep(seconds: float) -> None:
+        pass
 
-        async def no_sleep(seconds: float) -> None:
-            pass
-
-        client._sleep = no_sleep
+    port = server.sockets[0].getsockname()[1]
+    no_backoff = Runtime(sleep=no_sleep)
+    async with server, make_client(port, max_attempts=3, _runtime=no_backoff) as client:
         charges = spy_on_quota(client)
         with pytest.raises(TransportError, match="after 3 attempt"):
             await client.invoke_endpoint_async("ep", INPUT)
@@ -288,7 +288,6 @@ async def test_an_endless_body_ends_in_an_error_at_the_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The first release grew its buffer without bound (450 MB in 8 s)."""
-    monkeypatch.setattr(client_module, "MAX_BUFFERED_BODY", 1024 * 1024)
     monkeypatch.setattr(streams_module, "MAX_BUFFERED_BODY", 1024 * 1024)
 
     async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

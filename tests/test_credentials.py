@@ -379,8 +379,7 @@ async def test_a_warm_client_refreshes_once_when_expiry_approaches() -> None:
     reads = count_snapshots(credentials)
     router = new_router()
     route = router.post(INVOKE_URL).mock(return_value=accepted())
-    client, _ = make_client(router, credentials=credentials)
-    client._credentials._clock = lambda: now[0]  # type: ignore[attr-defined]
+    client, _ = make_client(router, credentials=credentials, monotonic=lambda: now[0])
     async with client:
         await client.invoke_endpoint_async("my-endpoint", INPUT)
         now[0] += 3600 - 60  # a minute before expiry

@@ -26,6 +26,7 @@ from sagemaker_async import (
     ServiceError,
     WaitTimeoutError,
 )
+from sagemaker_async._runtime import Runtime
 from sagemaker_async._uploads import CHUNK_SIZE
 
 if TYPE_CHECKING:
@@ -206,15 +207,13 @@ async def test_cancelling_a_wait_leaves_nothing_running(server: MotoServer) -> N
         output_location=f"s3://{BUCKET}/out/pending.out",
         failure_location=f"s3://{BUCKET}/failures/pending-error.out",
     )
-    async with server.client() as client:
-        polled = asyncio.Event()
-        real_sleep = client._results.sleep
+    polled = asyncio.Event()
 
-        async def sleep(delay: float) -> None:
-            polled.set()  # one round of HEADs is done
-            await real_sleep(delay)
+    async def sleep(delay: float) -> None:
+        polled.set()  # one round of HEADs is done
+        await asyncio.sleep(delay)
 
-        client._results.sleep = sleep
+    async with server.client(_runtime=Runtime(poll_sleep=sleep)) as client:
         waiter = asyncio.create_task(client.wait_for_result(invocation, poll_interval=0.01))
         await polled.wait()
         waiter.cancel()

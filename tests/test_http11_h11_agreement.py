@@ -105,7 +105,7 @@ _STATUS = re.compile(rb"HTTP/(\d)\.\d (\d{3})")
 
 def _heads(data: bytes) -> list[bytes]:
     """The heads h11 would read (interim ones, then the final one), as raw bytes."""
-    heads = []
+    heads: list[bytes] = []
     rest = data
     while True:
         match = _HEAD_END.search(rest)

@@ -139,7 +139,7 @@ async def test_output_content_types() -> None:
         "raw": lambda payload: b"\x00\x01",
         "typed": lambda payload: (b"<a/>", "application/xml"),
     }
-    async with LocalEndpoint(outputs) as local, client_for(local) as client:
+    async with LocalEndpoint(outputs) as local, client_for(local) as client:  # type: ignore[arg-type]
         text = await client.invoke_endpoint_async("text", body=b"x")
         raw = await client.invoke_endpoint_async("raw", body=b"x")
         accept = await client.invoke_endpoint_async("raw", body=b"x", accept="image/png")
@@ -201,7 +201,8 @@ async def test_a_raising_handler_writes_the_failure_object() -> None:
 
 
 async def test_a_handler_returning_the_wrong_type_fails_with_a_reason() -> None:
-    async with LocalEndpoint({"ep": lambda payload: 42}) as local, client_for(local) as client:
+    bad = {"ep": lambda payload: 42}  # not a body: the handler is at fault
+    async with LocalEndpoint(bad) as local, client_for(local) as client:  # type: ignore[arg-type]
         inv = await client.invoke_endpoint_async("ep", body=b"x")
         await local.wait_idle(WAIT)
         failure = await get_object(local, inv.failure_location)
@@ -320,7 +321,7 @@ async def test_filename_and_s3_output_path_extension() -> None:
 
 async def test_configured_paths_get_their_buckets_created() -> None:
     local = LocalEndpoint(
-        {"ep": lambda payload: 1},  # not bytes: fails, so the failure path is written too
+        {"ep": lambda payload: 1},  # type: ignore[dict-item,return-value]  # not bytes: fails
         output_path="s3://local-outputs-test/prefix/",
         failure_path="s3://local-failures-test/errors",
     )

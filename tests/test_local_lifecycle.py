@@ -142,9 +142,9 @@ async def test_a_stop_fails_queued_and_running_requests_in_a_store_that_outlives
         process.send_signal(signum)
         await asyncio.wait_for(process.wait(), 5)  # within 5 s, hung handlers or not
         for inv in accepted:
-            key = inv.failure_location.split("/", 3)[3]
+            key = (inv.failure_location or "").split("/", 3)[3]
             body = await asyncio.to_thread(
-                lambda key=key: s3.get_object(Bucket="store", Key=key)["Body"].read()
+                lambda key=key: s3.get_object(Bucket="store", Key=key)["Body"].read()  # type: ignore[misc]
             )
             assert body == STOPPED
     finally:

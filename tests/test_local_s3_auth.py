@@ -116,7 +116,7 @@ def botocore_s3(
         S3SigV4QueryAuth(credentials, "s3", REGION, expires=300).add_auth(request)
     else:
         S3SigV4Auth(credentials, "s3", REGION).add_auth(request)
-    target = request.url.split(HOST, 1)[1].encode()
+    target = str(request.url).split(HOST, 1)[1].encode()
     headers = [(b"host", HOST.encode())]
     for name, value in request.headers.items():
         raw = value if isinstance(value, bytes) else value.encode()

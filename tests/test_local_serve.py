@@ -176,7 +176,8 @@ def test_python_m_serve_reports_a_bad_spec_with_status_2() -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert result.stderr.startswith("error: endpoint 'bad' is not NAME=")
+    # The command line's own ``local serve``: its one-line error, its exit status.
+    assert result.stderr.startswith("sagemaker-async: error: endpoint 'bad' is not NAME=")
     assert "Traceback" not in result.stderr
 
 

@@ -33,7 +33,9 @@ def message(name: str, hdrs: list[tuple[bytes, bytes]], body: bytes = b"x") -> s
 
 def test_the_rules_are_the_models() -> None:
     model = botocore.session.get_session().get_service_model("sagemaker-runtime")
-    members = model.operation_model("InvokeEndpointAsync").input_shape.members
+    request = model.operation_model("InvokeEndpointAsync").input_shape
+    assert request is not None
+    members = request.members
     by_member = {rule.member: rule for rule in (*_RULES, _ENDPOINT_NAME)}
     for name, shape in members.items():
         if shape.type_name != "string":

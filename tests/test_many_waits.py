@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 
 from sagemaker_async import AsyncInferenceClient, AsyncInvocation, WaitTimeoutError
+from sagemaker_async._runtime import Runtime
 from sagemaker_async._schedule import MAX_LOOKS_IN_FLIGHT
 
 WAITS = 200  # 400 HEADs: more than the pool's 256 connections
@@ -148,16 +149,19 @@ async def test_resets_and_503s_on_real_sockets_only_delay_a_wait() -> None:
     stormy = Stormy(resets=4, unavailable=5)
     server = await asyncio.start_server(stormy.handle, "127.0.0.1", 0)
     url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    client = AsyncInferenceClient(
-        "us-east-1", s3_endpoint_url=url, aws_access_key_id="k", aws_secret_access_key="s"
-    )
     delays: list[float] = []
 
     async def no_wait(delay: float) -> None:
         delays.append(delay)
 
-    client._results.sleep = no_wait
-    quota = client._retry.quota.available
+    client = AsyncInferenceClient(
+        "us-east-1",
+        s3_endpoint_url=url,
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        _runtime=Runtime(poll_sleep=no_wait),
+    )
+    quota = client._sender.retry.quota.available
     async with client:
         result = await client.wait_for_result(
             AsyncInvocation("i", "s3://bucket/out/1.out", "s3://bucket/failures/1.out"),
@@ -165,6 +169,6 @@ async def test_resets_and_503s_on_real_sockets_only_delay_a_wait() -> None:
         )
     assert result.body == b"fresh"
     assert len(delays) >= 5  # each storm answer cost one poll delay, not the wait
-    assert client._retry.quota.available == quota
+    assert client._sender.retry.quota.available == quota
     server.close()
     await server.wait_closed()

@@ -34,7 +34,9 @@ from sagemaker_async._multipart_wire import (
     parse_upload_id,
     upload_part_request,
 )
+from sagemaker_async._runtime import Runtime
 from sagemaker_async._s3 import S3Endpoint, S3Location
+from sagemaker_async._sender import SignedSender
 
 if TYPE_CHECKING:
     from moto_server import MotoServer
@@ -59,17 +61,17 @@ def _ours_signed(client: Any, request: Any, body: bytes, amz_date: str) -> httpx
     import calendar
     import time as _time
 
-    client._clock = lambda: float(calendar.timegm(_time.strptime(amz_date, "%Y%m%dT%H%M%SZ")))
-    url = httpx.URL(request.url)
-    return client._signed_request(
-        request.method,
-        url,
-        request.host,
-        url.raw_path.decode().partition("?")[0],
-        url.query.decode(),
-        list(request.headers),
+    signed_at = float(calendar.timegm(_time.strptime(amz_date, "%Y%m%dT%H%M%SZ")))
+    sender = SignedSender(
+        credentials=client._sender.credentials,
+        max_attempts=3,
+        timeout=httpx.Timeout(5.0),
+        runtime=Runtime(clock=lambda: signed_at),
+    )
+    return sender._signed_request(
+        request,
+        httpx.URL(request.url),
         body,
-        request.payload_hash,
         client._s3._signer("us-east-1"),
         _frozen(),
         "00000000-0000-4000-8000-000000000000",
@@ -310,8 +312,8 @@ class PartFaults(httpx.AsyncBaseTransport):
 async def test_a_failed_part_is_retried_on_its_own(server: MotoServer) -> None:
     data = os.urandom(16 * MIB)
     faults = PartFaults({2: [500, 503]})
-    async with small_parts(server.client(transport=faults)) as client:
-        client._sleep = lambda delay: asyncio.sleep(0)
+    no_backoff = Runtime(sleep=lambda delay: asyncio.sleep(0))
+    async with small_parts(server.client(transport=faults, _runtime=no_backoff)) as client:
         await client.upload_input(data, f"s3://{BUCKET}/retried.bin")
     assert faults.attempts == {1: 1, 2: 3, 3: 1, 4: 1}
     assert stored(server, "retried.bin") == data
@@ -428,7 +430,7 @@ async def test_a_file_that_changes_during_a_single_put(
     """Hashed, then edited before it is sent: the stream stops before its last byte."""
     path = tmp_path / "payload.bin"
     path.write_bytes(os.urandom(3 * MIB))
-    original = _client.prepare_upload
+    original = _client.prepare_upload  # type: ignore[attr-defined]
 
     async def prepare_then_edit(payload: object) -> Any:
         body = await original(payload)

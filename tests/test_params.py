@@ -73,7 +73,9 @@ def model_members() -> dict[str, Any]:
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("sagemaker-runtime")
-    return dict(model.operation_model("InvokeEndpointAsync").input_shape.members)
+    shape = model.operation_model("InvokeEndpointAsync").input_shape
+    assert shape is not None
+    return dict(shape.members)
 
 
 def test_constraints_here_are_the_installed_models() -> None:

@@ -120,7 +120,9 @@ def test_header_names_are_the_models() -> None:
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("sagemaker-runtime")
-    members = model.operation_model("InvokeEndpointAsync").input_shape.members
+    shape = model.operation_model("InvokeEndpointAsync").input_shape
+    assert shape is not None
+    members = shape.members
     in_model = {
         m.serialization["name"]
         for m in members.values()

@@ -296,11 +296,11 @@ def router() -> Iterator[respx.MockRouter]:
 def s3_client(
     router: respx.MockRouter, **kwargs: Any
 ) -> tuple[Any, Any, FakeTime]:  # (client, retry sleeps, poll time)
-    client, sleeps = make_client(router, **kwargs)
+    """A client whose ``Runtime`` polls on fake time without jitter, backoff recorded."""
     fake = FakeTime()
-    client._results.clock = fake.clock
-    client._results.sleep = fake.sleep
-    client._results.random = lambda: 0.0
+    client, sleeps = make_client(
+        router, poll_sleep=fake.sleep, monotonic=fake.clock, random=lambda: 0.0, **kwargs
+    )
     return client, sleeps, fake
 
 
@@ -424,7 +424,10 @@ async def test_client_s3_requests_equal_botocores(
     head = router.head(host=host).mock(return_value=httpx.Response(404))
     get = router.get(host=host).mock(return_value=httpx.Response(200, content=b"x"))
     put = router.put(host=host).mock(return_value=httpx.Response(200))
-    client, _, _ = s3_client(router, region_name="us-west-2", aws_session_token=token)
+    now = [0.0]
+    client, _, _ = s3_client(
+        router, region_name="us-west-2", aws_session_token=token, clock=lambda: now[0]
+    )
     uri = f"s3://my-bucket/{ODD_KEY}"
     async with client:
         for operation, route, call in (
@@ -441,7 +444,7 @@ async def test_client_s3_requests_equal_botocores(
                     "ChecksumSHA256": base64.b64encode(hashlib.sha256(b"{}").digest()).decode(),
                 }
             theirs = botocore_request(boto, operation, Bucket="my-bucket", Key=ODD_KEY, **extra)
-            client._clock = lambda theirs=theirs: _epoch(header(theirs, "X-Amz-Date"))
+            now[0] = _epoch(header(theirs, "X-Amz-Date"))
             await call()
             ours = route.calls.last.request
             assert str(ours.url) == theirs.url
@@ -765,14 +768,13 @@ async def test_cancelling_mid_request_leaves_no_task_and_no_request_in_flight(
 async def test_cancelling_during_the_poll_delay(router: respx.MockRouter) -> None:
     router.head(OUTPUT_URL).mock(return_value=httpx.Response(404))
     router.head(FAILURE_URL).mock(return_value=httpx.Response(404))
-    client, _, _ = s3_client(router)
     sleeping = asyncio.Event()
 
     async def sleep(delay: float) -> None:
         sleeping.set()
         await asyncio.Event().wait()
 
-    client._results.sleep = sleep
+    client, _ = make_client(router, poll_sleep=sleep)
     async with client:
         waiter = asyncio.ensure_future(client.wait_for_result(INVOCATION))
         await sleeping.wait()
@@ -803,7 +805,7 @@ async def test_the_deadline_bounds_looking_not_reading(monkeypatch: pytest.Monke
     class SlowRead(FakeS3):
         async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
             await asyncio.sleep(0.03)  # longer than the whole 10 ms budget of the look
-            return await super().get_object(location)
+            return await super().get_object(location)  # type: ignore[misc]
 
     s3 = SlowRead({OUTPUT: 0}, {OUTPUT: b"worth the wait"})
     result = await fake_waiter(s3, FakeTime()).wait(AsyncInvocation("i", OUTPUT, None), timeout=0)

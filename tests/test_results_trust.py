@@ -167,11 +167,10 @@ def router() -> Iterator[respx.MockRouter]:
 
 
 def s3_client(router: respx.MockRouter, **kwargs: Any) -> tuple[Any, Any, FakeTime]:
-    client, sleeps = make_client(router, **kwargs)
     fake = FakeTime()
-    client._results.clock = fake.clock
-    client._results.sleep = fake.sleep
-    client._results.random = lambda: 0.0
+    client, sleeps = make_client(
+        router, poll_sleep=fake.sleep, monotonic=fake.clock, random=lambda: 0.0, **kwargs
+    )
     return client, sleeps, fake
 
 
@@ -226,7 +225,7 @@ async def test_stale_objects_time_out_rather_than_answer(router: respx.MockRoute
             await client.wait_for_result(INVOCATION, timeout=5)
 
 
-WEATHER = [
+WEATHER: list[httpx.Response | Exception] = [
     httpx.Response(500, headers={"x-amz-request-id": "A"}),
     httpx.Response(503),
     httpx.Response(503, content=b"<Error><Code>SlowDown</Code></Error>"),
@@ -246,7 +245,7 @@ async def test_weather_does_not_end_a_wait_and_spends_no_retry_quota(
     router.head(FAILURE_URL).mock(return_value=httpx.Response(404))
     router.get(OUTPUT_URL).mock(return_value=httpx.Response(200, content=b"made it"))
     client, retry_sleeps, fake = s3_client(router)
-    quota = client._retry.quota
+    quota = client._sender.retry.quota
     before = quota.available
     async with client:
         result = await client.wait_for_result(INVOCATION, timeout=3600, poll_interval=1)

@@ -181,8 +181,7 @@ async def test_faults_then_success_is_three_attempts_with_one_invocation_id() ->
     route = router.post(INVOKE_URL).mock(
         side_effect=[service_error(500, "InternalFailure"), httpx.Response(502), accepted()]
     )
-    client, sleeps = make_client(router)
-    client._retry._random = lambda: 1.0
+    client, sleeps = make_client(router, random=lambda: 1.0)
     async with client:
         invocation = await client.invoke_endpoint_async("my-endpoint", INPUT)
     assert invocation.inference_id == "inf-1"
@@ -213,9 +212,8 @@ async def test_every_attempt_is_signed_afresh() -> None:
     """A retry a second later carries its own date and signature, not the first attempt's."""
     router = new_router()
     route = router.post(INVOKE_URL).mock(side_effect=[httpx.Response(503), accepted()])
-    client, _ = make_client(router)
     times = iter([1_000_000.0, 1_000_001.0])
-    client._clock = lambda: next(times)
+    client, _ = make_client(router, clock=lambda: next(times))
     async with client:
         await client.invoke_endpoint_async("my-endpoint", INPUT)
     first, second = (call.request.headers for call in route.calls)
@@ -236,7 +234,7 @@ async def test_validation_error_is_never_retried() -> None:
     assert sleeps.delays == []
     assert info.value.message == "Endpoint my-endpoint not found."
     assert (info.value.status_code, info.value.request_id) == (400, "req-err")
-    assert client._retry.quota.available == 500
+    assert client._sender.retry.quota.available == 500
 
 
 @pytest.mark.parametrize(
@@ -255,15 +253,14 @@ async def test_retryable_errors_raise_after_max_attempts(
 ) -> None:
     router = new_router()
     route = router.post(INVOKE_URL).mock(return_value=answer)
-    client, sleeps = make_client(router)
-    client._retry._random = lambda: 1.0
+    client, sleeps = make_client(router, random=lambda: 1.0)
     async with client:
         with pytest.raises(cls):
             await client.invoke_endpoint_async("my-endpoint", INPUT)
     assert route.call_count == 3
     throttled = cls is ThrottlingError
     assert sleeps.delays == pytest.approx([1.0, 2.0] if throttled else [0.05, 0.1])
-    assert client._retry.quota.available == 500 - 2 * 5
+    assert client._sender.retry.quota.available == 500 - 2 * 5
 
 
 async def test_x_amz_retry_after_is_honoured() -> None:
@@ -275,8 +272,7 @@ async def test_x_amz_retry_after_is_honoured() -> None:
             accepted(),
         ]
     )
-    client, sleeps = make_client(router)
-    client._retry._random = lambda: 1.0
+    client, sleeps = make_client(router, random=lambda: 1.0)
     async with client:
         await client.invoke_endpoint_async("my-endpoint", INPUT)
     assert sleeps.delays == [1.5, 0.01]
@@ -342,13 +338,13 @@ async def test_an_empty_quota_stops_retries() -> None:
     router = new_router()
     route = router.post(INVOKE_URL).mock(return_value=httpx.Response(500))
     client, sleeps = make_client(router, max_attempts=10)
-    client._retry.quota.available = 12  # two retries' worth
+    client._sender.retry.quota.available = 12  # two retries' worth
     async with client:
         with pytest.raises(InternalFailure):
             await client.invoke_endpoint_async("my-endpoint", INPUT)
     assert route.call_count == 3
     assert len(sleeps.delays) == 2
-    assert client._retry.quota.available == 2
+    assert client._sender.retry.quota.available == 2
 
 
 async def test_a_storm_drains_the_quota_shared_by_all_calls() -> None:
@@ -360,7 +356,7 @@ async def test_a_storm_drains_the_quota_shared_by_all_calls() -> None:
         for _ in range(50):
             with pytest.raises(ServiceUnavailable):
                 await client.invoke_endpoint_async("my-endpoint", INPUT)
-        assert client._retry.quota.available == 0
+        assert client._sender.retry.quota.available == 0
         assert route.call_count == 150
         with pytest.raises(ServiceUnavailable):
             await client.invoke_endpoint_async("my-endpoint", INPUT)
@@ -368,17 +364,17 @@ async def test_a_storm_drains_the_quota_shared_by_all_calls() -> None:
         # A success does not need the quota, and gives a token back.
         route.mock(return_value=accepted())
         await client.invoke_endpoint_async("my-endpoint", INPUT)
-        assert client._retry.quota.available == 1
+        assert client._sender.retry.quota.available == 1
 
 
 async def test_success_after_retries_refunds_the_quota() -> None:
     router = new_router()
     router.post(INVOKE_URL).mock(side_effect=[httpx.ReadTimeout, httpx.Response(500), accepted()])
     client, _ = make_client(router)
-    client._retry.quota.available = 400
+    client._sender.retry.quota.available = 400
     async with client:
         await client.invoke_endpoint_async("my-endpoint", INPUT)
-    assert client._retry.quota.available == 400
+    assert client._sender.retry.quota.available == 400
 
 
 @pytest.mark.parametrize(
@@ -391,8 +387,7 @@ async def test_network_faults_are_retried_then_raised_as_transport_error(
 ) -> None:
     router = new_router()
     route = router.post(INVOKE_URL).mock(side_effect=fault)
-    client, sleeps = make_client(router)
-    client._retry._random = lambda: 1.0
+    client, sleeps = make_client(router, random=lambda: 1.0)
     async with client:
         with pytest.raises(TransportError) as info:
             await client.invoke_endpoint_async("my-endpoint", INPUT)
@@ -401,7 +396,7 @@ async def test_network_faults_are_retried_then_raised_as_transport_error(
     assert info.value.attempts == 3
     assert "3 attempt" in str(info.value)
     assert sleeps.delays == pytest.approx([0.05, 0.1])
-    assert client._retry.quota.available == 500 - 2 * cost
+    assert client._sender.retry.quota.available == 500 - 2 * cost
 
 
 async def test_a_request_the_http_stack_refuses_is_not_retried() -> None:
@@ -463,7 +458,7 @@ async def test_expired_token_refreshes_once_and_retries_once() -> None:
     )
     client, sleeps = make_client(router)
     provider = RotatingProvider()
-    client._credentials = provider
+    client._sender.credentials = provider  # a fake source: the loop is under test
     async with client:
         invocation = await client.invoke_endpoint_async("my-endpoint", INPUT)
     assert invocation.inference_id == "inf-1"
@@ -482,7 +477,7 @@ async def test_expired_token_twice_is_an_error() -> None:
     )
     client, _ = make_client(router)
     provider = RotatingProvider()
-    client._credentials = provider
+    client._sender.credentials = provider  # a fake source: the loop is under test
     async with client:
         with pytest.raises(AccessDeniedError) as info:
             await client.invoke_endpoint_async("my-endpoint", INPUT)
@@ -498,7 +493,7 @@ async def test_expired_token_without_newer_credentials_is_an_error() -> None:
     )
     client, _ = make_client(router)
     provider = RotatingProvider(rotates=False)
-    client._credentials = provider
+    client._sender.credentials = provider  # a fake source: the loop is under test
     async with client:
         with pytest.raises(AccessDeniedError):
             await client.invoke_endpoint_async("my-endpoint", INPUT)

@@ -41,8 +41,11 @@ from sagemaker_async._s3 import (
     head_bucket_request,
     head_object_request,
     is_virtual_hostable,
+    list_objects_request,
     literal_dot_segments,
+    parse_list_page,
     parse_s3_error,
+    parse_s3_prefix,
     parse_s3_uri,
     put_object_request,
     redirect_region,
@@ -351,7 +354,7 @@ def test_custom_endpoint_matches_botocore_path_style() -> None:
 
 @given(
     key=st.text(
-        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),  # type: ignore[arg-type]
         min_size=1,
         max_size=64,
     )
@@ -483,3 +486,44 @@ def test_redirect_detection(
     status: int, headers: dict[str, str], body: bytes, head: bool, expected: Redirect | None
 ) -> None:
     assert redirect_region(status, httpx.Headers(headers), body, head=head) == expected
+
+
+# -- the listing (ListObjectsV2) ------------------------------------------------------------
+
+
+def test_list_objects_request_is_path_style_on_a_custom_endpoint() -> None:
+    request = list_objects_request(
+        "bucket", "a b/", "tok+en=", S3Endpoint.from_url("http://127.0.0.1:5000")
+    )
+    assert request.url == (
+        "http://127.0.0.1:5000/bucket?list-type=2&encoding-type=url&max-keys=1000"
+        "&prefix=a%20b%2F&continuation-token=tok%2Ben%3D"
+    )
+    assert (request.method, request.host) == ("GET", "127.0.0.1:5000")
+    assert (request.path, request.query) == ("/bucket", request.url.partition("?")[2])
+    aws = list_objects_request("bucket", "", None, S3Endpoint.aws("s3.us-east-1.amazonaws.com"))
+    assert aws.url.startswith("https://bucket.s3.us-east-1.amazonaws.com/?list-type=2")
+
+
+def test_parse_list_page_decodes_keys_and_follows_truncation() -> None:
+    page = (
+        b'<?xml version="1.0" encoding="UTF-8"?>'
+        b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<Name>b</Name><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated>"
+        b"<Contents><Key>a%20b.txt</Key><Size>1</Size></Contents>"
+        b"<Contents><Key>dir/</Key></Contents>"
+        b"<NextContinuationToken>next</NextContinuationToken></ListBucketResult>"
+    )
+    assert parse_list_page(page) == (["a b.txt", "dir/"], "next")
+    last = page.replace(b"<IsTruncated>true", b"<IsTruncated>false")
+    assert parse_list_page(last) == (["a b.txt", "dir/"], None)
+    with pytest.raises(ServiceError, match="not XML"):
+        parse_list_page(b"<oops")
+
+
+def test_parse_s3_prefix() -> None:
+    assert parse_s3_prefix("s3://bucket/a/b/") == ("bucket", "a/b/")
+    assert parse_s3_prefix("s3://bucket") == ("bucket", "")
+    for bad in ("https://bucket/a", "s3://b/a", "s3://bucket/" + "k" * 1100, 7):
+        with pytest.raises(ParamValidationError):
+            parse_s3_prefix(bad)

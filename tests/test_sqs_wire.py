@@ -25,6 +25,7 @@ import pytest
 import sagemaker_async
 from helpers import FIXED_TIME, SleepRecorder, new_router
 from sagemaker_async import AsyncInferenceClient, ServiceError, __version__
+from sagemaker_async._runtime import Runtime
 from sagemaker_async._sqs import BatchResult, SqsMessage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,10 +75,10 @@ async def replay(name: str) -> tuple[list[httpx.Request], Any]:
     router = new_router()
     route = router.post(expected["url"]).mock(side_effect=lambda _: canned_response(name))
     client = AsyncInferenceClient(
-        **scenario["client"], transport=httpx.MockTransport(router.async_handler)
+        **scenario["client"],
+        transport=httpx.MockTransport(router.async_handler),
+        _runtime=Runtime(clock=lambda: FIXED_TIME, sleep=SleepRecorder()),
     )
-    client._clock = lambda: FIXED_TIME
-    client._sleep = SleepRecorder()
     call = scenario["call"]
     outcome: Any
     async with client:

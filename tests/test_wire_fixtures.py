@@ -33,6 +33,7 @@ import sagemaker_async
 from helpers import FIXED_TIME, SleepRecorder, new_router
 from sagemaker_async import AsyncInferenceClient, AsyncInvocation, ServiceError, __version__
 from sagemaker_async._freshness import parse_http_date
+from sagemaker_async._runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "invoke"
@@ -102,10 +103,10 @@ async def replay(name: str) -> tuple[list[httpx.Request], AsyncInvocation | Serv
     router = new_router()
     route = router.post(expected["url"]).mock(side_effect=lambda _: canned_response(name))
     client = AsyncInferenceClient(
-        **scenario["client"], transport=httpx.MockTransport(router.async_handler)
+        **scenario["client"],
+        transport=httpx.MockTransport(router.async_handler),
+        _runtime=Runtime(clock=lambda: FIXED_TIME, sleep=SleepRecorder()),
     )
-    client._clock = lambda: FIXED_TIME
-    client._sleep = SleepRecorder()
     outcome: AsyncInvocation | ServiceError
     async with client:
         try:

@@ -4,6 +4,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._client import AsyncInferenceClient
 from ._models import AsyncInvocation, DownloadedResult, InferenceResult
+from ._results import DEFAULT_POLL_INTERVAL
+from ._s3 import S3Location, parse_s3_uri
 from ._streams import ResultStream
 from ._version import __version__
 from .errors import (
@@ -23,6 +25,7 @@ from .errors import (
 )
 
 __all__ = [
+    "DEFAULT_POLL_INTERVAL",
     "AccessDeniedError",
     "AsyncInferenceClient",
     "AsyncInvocation",
@@ -35,6 +38,7 @@ __all__ = [
     "ParamValidationError",
     "ResultStream",
     "ResultTooLargeError",
+    "S3Location",
     "SageMakerAsyncError",
     "ServiceError",
     "ServiceUnavailable",
@@ -43,6 +47,7 @@ __all__ = [
     "ValidationError",
     "WaitTimeoutError",
     "__version__",
+    "parse_s3_uri",
 ]
 
 # Reprs and tracebacks should name the public path, as httpx does.
@@ -55,6 +60,7 @@ for _name in (
     "DownloadedResult",
     "InferenceResult",
     "ResultStream",
+    "S3Location",
 ):
     globals()[_name].__module__ = __name__
 del _name

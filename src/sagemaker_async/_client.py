@@ -1,34 +1,30 @@
-"""The asyncio client: a thin loop of I/O around the pure request and response code.
+"""The asyncio client: a facade over the pure request code and the one signed sender.
 
-Everything that can be done once is done in the constructor (settings, endpoint, signer,
-user agent, timeouts); a call validates, signs with a cached key, sends through one seam
-(the transport) and parses. The retry loop is shared by every operation, runtime and S3.
+The constructor resolves settings, endpoints and credentials once and builds the
+``SignedSender`` (sign, retry, log, send); a call validates, builds its ``Request`` with a
+pure function, hands it to the sender and parses the answer. S3 operations
+(``S3Objects``) and result waiting (``ResultWaiter``) receive the same sender.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
+import inspect
 import logging
 import os
-import sys
-import time
-import uuid
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._config import resolve_settings
-from ._credentials import CredentialProvider, make_provider
+from ._credentials import make_provider
 from ._endpoints import (
     SQS_ENDPOINT_ENV_VAR,
     check_custom_endpoint_flags,
     configured_endpoint_url,
     resolve_runtime_url,
 )
-from ._http11.routing import OwnedSenders
 from ._models import AsyncInvocation, DownloadedResult, InferenceResult
 from ._multipart import (
     DEFAULT_CONCURRENCY,
@@ -38,14 +34,15 @@ from ._multipart import (
     upload_multipart,
 )
 from ._objects import S3Objects
-from ._params import InvokeParams, validate_invoke
-from ._protocol import invoke_headers, invoke_path, parse_error, parse_invoke_response
+from ._params import OPTION_FIELDS, InvokeOptions, InvokeParams, validate_invoke
+from ._protocol import parse_error, parse_invoke_response
+from ._requests import RuntimeEndpoint, invoke_request
 from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
-from ._retry import RetryPolicy, retry_after_seconds
-from ._s3 import S3Location, check_content_type, literal_dot_segments, parse_s3_uri
-from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
+from ._runtime import Runtime
+from ._s3 import S3Location, check_content_type, parse_s3_prefix, parse_s3_uri
+from ._sender import SignedSender
+from ._signing import SigV4Signer
 from ._streams import (
-    MAX_BUFFERED_BODY,
     ResultStream,
     StreamContext,
     check_download_path,
@@ -54,32 +51,16 @@ from ._streams import (
 )
 from ._threads import run_to_end
 from ._uploads import Payload, prepare_upload, read_small
-from ._version import __version__
-from .errors import ParamValidationError, SageMakerAsyncError, ServiceError, TransportError
+from .errors import ParamValidationError, ServiceError
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ._listener import Listener
 
 __all__ = ["AsyncInferenceClient"]
 
 logger = logging.getLogger("sagemaker_async")
-
-_EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
-_URL_CACHE_SIZE = 1024
-_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# Errors a transport may raise that are not network failures: wrapped, never retried.
-_FOREIGN_ERRORS = (
-    httpx.DecodingError,
-    httpx.TooManyRedirects,
-    httpx.StreamError,
-    httpx.InvalidURL,
-    RuntimeError,
-    OSError,
-)
-
-# A request body: bytes, or a factory of a fresh async stream for each attempt (an upload
-# from a file must be re-read from the start when it is retried).
-Content = bytes | Callable[[], AsyncIterable[bytes]]
 
 
 class AsyncInferenceClient:
@@ -102,6 +83,7 @@ class AsyncInferenceClient:
         max_attempts: int | None = None,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        _runtime: Runtime | None = None,
     ) -> None:
         env: Mapping[str, str] = os.environ
         if http_client is not None and transport is not None:
@@ -140,8 +122,11 @@ class AsyncInferenceClient:
                 self._region, use_fips=self._use_fips, use_dualstack=self._use_dualstack
             )
         self._runtime_base = httpx.URL(runtime_url)
-        self._runtime_prefix = self._runtime_base.raw_path.decode("ascii").rstrip("/")
-        self._runtime_host = self._runtime_base.netloc.decode("ascii")
+        self._runtime_endpoint = RuntimeEndpoint(
+            self._runtime_base.scheme,
+            self._runtime_base.netloc.decode("ascii"),
+            self._runtime_base.raw_path.decode("ascii").rstrip("/"),
+        )
         self._s3_endpoint_url = configured_endpoint_url(
             s3_endpoint_url, env, "AWS_ENDPOINT_URL_S3", param="s3_endpoint_url"
         )
@@ -151,47 +136,38 @@ class AsyncInferenceClient:
             use_dualstack=use_dualstack_endpoint,
             param="s3_endpoint_url",
         )
-
         # SQS is resolved by listen(), as botocore resolves it when an SQS client is made: a
         # client that never listens is not refused for an SQS setting it would not use.
         self._env = env
         self._explicit_flags = (use_fips_endpoint, use_dualstack_endpoint)
-
-        self._credentials: CredentialProvider = make_provider(
-            aws_access_key_id=aws_access_key_id,
-            aws_secret_access_key=aws_secret_access_key,
-            aws_session_token=aws_session_token,
-            credentials=credentials,
-            profile_name=profile_name,
-            env=env,
-        )
-        self._signer = SigV4Signer(self._region, "sagemaker")
-        self._retry = RetryPolicy(settings.max_attempts)
         self._timeout = httpx.Timeout(timeout)
-        self._extensions: dict[str, Any] = {"timeout": self._timeout.as_dict()}
-        python = ".".join(map(str, sys.version_info[:3]))
-        self._user_agent = (
-            f"sagemaker-async/{__version__} python/{python} httpx/{httpx.__version__}"
+        self._runtime = _runtime or Runtime()
+        self._signer = SigV4Signer(self._region, "sagemaker")
+        self._sender = SignedSender(
+            credentials=make_provider(
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token,
+                credentials=credentials,
+                profile_name=profile_name,
+                env=env,
+                clock=self._runtime.monotonic,
+            ),
+            max_attempts=settings.max_attempts,
+            timeout=self._timeout,
+            http_client=http_client,
+            transport=transport,
+            ca_bundle=env.get("AWS_CA_BUNDLE") or None,
+            runtime=self._runtime,
         )
-        self._user_agent_bytes = self._user_agent.encode("ascii")
-        self._url_cache: dict[str, httpx.URL] = {}
-        self._amz_date_second = -1
-        self._amz_date_text = ""
-
-        self._http_client = http_client
-        self._transport = transport
-        self._senders = OwnedSenders(self._timeout, env.get("AWS_CA_BUNDLE") or None)
-        self._closed = False
-        # Seams for tests: the wall clock used in signatures, and the backoff sleep.
-        self._clock: Callable[[], float] = time.time
-        self._sleep: Callable[[float], Any] = asyncio.sleep
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return (
             f"AsyncInferenceClient(region_name={self._region!r}, "
-            f"endpoint_url={str(self._runtime_base)!r}, credentials={self._credentials.source!r})"
+            f"endpoint_url={str(self._runtime_base)!r}, "
+            f"credentials={self._sender.credentials.source!r})"
         )
 
     @property
@@ -204,7 +180,7 @@ class AsyncInferenceClient:
 
     @property
     def max_attempts(self) -> int:
-        return self._retry.max_attempts
+        return self._sender.retry.max_attempts
 
     async def __aenter__(self) -> AsyncInferenceClient:
         self._check_open()
@@ -220,275 +196,11 @@ class AsyncInferenceClient:
 
     async def aclose(self) -> None:
         """Close the connections this client opened; a shared http_client is left open."""
-        self._closed = True
-        await self._senders.aclose()
+        await self._sender.aclose()
 
     def _check_open(self) -> None:
-        if self._closed:
-            raise TransportError(
-                "This AsyncInferenceClient is closed; create a new one to send more requests.",
-                attempts=0,
-            )
-
-    # -- sending ----------------------------------------------------------------------------
-
-    def _default_transport(self, url: httpx.URL) -> httpx.AsyncBaseTransport | httpx.AsyncClient:
-        """The pool this client owns for ``url``'s origin (see ``_http11.routing``)."""
-        return self._senders.for_url(url)
-
-    async def _send_once(
-        self, request: httpx.Request, stream: bool = False, body_limit: int | None = None
-    ) -> httpx.Response:
-        """Send through the one seam; read the whole body, as stored, unless ``stream``.
-
-        A read ``response.content`` is the bytes that came over the wire, whatever the
-        ``Content-Encoding`` says (a result's encoding is metadata, not ours to undo). A
-        streamed response is httpx's own streaming shape (``client.send(..., stream=True)``
-        or a transport's unread response): the caller reads it with ``aiter_raw`` and must
-        ``aclose`` it.
-        """
-        if self._http_client is not None:
-            response = await self._http_client.send(request, stream=True)
-        else:
-            sender = self._transport or self._default_transport(request.url)
-            if isinstance(sender, httpx.AsyncClient):
-                response = await sender.send(request, stream=True)
-            else:
-                response = await sender.handle_async_request(request)
-        if not stream:
-            await read_whole(response, body_limit)
-        return response
-
-    def _invoke_url(self, endpoint_name: str) -> httpx.URL:
-        """The endpoint's invocation URL, built once per endpoint name (parsing is costly)."""
-        url = self._url_cache.get(endpoint_name)
-        if url is None:
-            if len(self._url_cache) >= _URL_CACHE_SIZE:
-                self._url_cache.clear()
-            path = self._runtime_prefix + invoke_path(endpoint_name)
-            url = self._runtime_base.copy_with(raw_path=path.encode("ascii"))
-            self._url_cache[endpoint_name] = url
-        return url
-
-    def _amz_date(self) -> str:
-        """``X-Amz-Date`` for now, formatted once per second rather than once per request."""
-        second = int(self._clock())
-        if second != self._amz_date_second:
-            self._amz_date_second = second
-            self._amz_date_text = format_amz_date(second)
-        return self._amz_date_text
-
-    async def _send(
-        self,
-        *,
-        operation: str,
-        method: str,
-        url: httpx.URL,
-        host: str,
-        headers: Iterable[tuple[str, str]],
-        content: Content,
-        payload_hash: str,
-        signer: SigV4Signer,
-        parse_failure: Callable[[httpx.Response], ServiceError],
-        accept: Callable[[int], bool] = lambda status: 200 <= status < 300,
-        log_fields: str = "",
-        stream: bool = False,
-        retries: bool = True,
-    ) -> httpx.Response:
-        """Sign and send one operation, with standard-mode retries.
-
-        Returns the first response whose status ``accept``s; raises the parsed
-        ``ServiceError`` or a ``TransportError`` once retries are exhausted. With ``stream``
-        the accepted response's body is left unread (the caller closes it). With
-        ``retries=False`` one attempt is made and the retry quota is neither spent nor
-        refilled: polling has its own schedule and must not drain what invokes need.
-        """
-        self._check_open()
-        headers = list(headers)
-        # The request target as it goes on the wire and is signed: S3 keys' dot segments
-        # literal, as botocore sends them (the URL holds them escaped; see encode_key).
-        raw_path = url.raw_path
-        target = literal_dot_segments(raw_path)
-        extensions = self._extensions
-        if target is not raw_path:
-            extensions = {**extensions, "target": target}
-        path = target.decode("ascii").partition("?")[0]
-        query = url.query.decode("ascii")
-        credentials = await self._credentials.get()
-        invocation_id = str(uuid.uuid4())
-        retry = self._retry
-        max_attempts = retry.max_attempts if retries else 1
-        spent = 0
-        refreshed = False
-        attempt = 1
-        debug = logger.isEnabledFor(logging.DEBUG)
-        while True:
-            request = self._signed_request(
-                method,
-                url,
-                host,
-                path,
-                query,
-                headers,
-                content,
-                payload_hash,
-                signer,
-                credentials,
-                invocation_id,
-                attempt,
-                max_attempts,
-                extensions,
-            )
-            started = time.perf_counter()
-            try:
-                response = await self._send_once(request, stream)
-                if stream and not accept(response.status_code):
-                    # an error answer is small: read it whole (as stored) to parse it
-                    await read_whole(response)
-            except SageMakerAsyncError:
-                raise
-            except _FOREIGN_ERRORS as exc:
-                # Not a network failure worth another attempt, and not ours to let escape:
-                # a closed or misused transport, an httpx error outside TransportError.
-                raise TransportError(
-                    f"{operation} to {url.host} failed after {attempt} "
-                    f"{'attempt' if attempt == 1 else 'attempts'}: "
-                    f"{type(exc).__name__}: {_safe_detail(exc)}",
-                    attempts=attempt,
-                ) from exc
-            except httpx.TransportError as exc:
-                decision = retry.classify_exception(exc)
-                if debug:
-                    logger.debug(
-                        "%s%s attempt=%d/%d error=%s elapsed=%.1fms",
-                        operation,
-                        log_fields,
-                        attempt,
-                        max_attempts,
-                        type(exc).__name__,
-                        (time.perf_counter() - started) * 1000,
-                    )
-                cost = (
-                    retry.quota.acquire(timeout=decision.timeout)
-                    if (decision.retry and attempt < max_attempts)
-                    else 0
-                )
-                if not cost:
-                    raise TransportError(
-                        f"{operation} to {url.host} failed after {attempt} "
-                        f"{'attempt' if attempt == 1 else 'attempts'}: "
-                        f"{type(exc).__name__}: {_safe_detail(exc)}",
-                        attempts=attempt,
-                    ) from exc
-                spent += cost
-                await self._sleep(retry.backoff(attempt, throttled=False))
-                attempt += 1
-                continue
-            status = response.status_code
-            if debug:
-                logger.debug(
-                    "%s%s attempt=%d/%d status=%d request_id=%s elapsed=%.1fms",
-                    operation,
-                    log_fields,
-                    attempt,
-                    max_attempts,
-                    status,
-                    response.headers.get("x-amzn-requestid")
-                    or response.headers.get("x-amz-request-id"),
-                    (time.perf_counter() - started) * 1000,
-                )
-            if accept(status):
-                if retries:
-                    retry.quota.on_success(spent)
-                return response
-            error = parse_failure(response)
-            if error.code in _EXPIRED_CODES and not refreshed:
-                # One refresh and one more try, outside the retry budget: the credentials,
-                # not the service, were at fault.
-                refreshed = True
-                fresh = await self._credentials.refresh(credentials)
-                if fresh is not None:
-                    credentials = fresh
-                    continue
-            decision = retry.classify_error(error)
-            cost = (
-                retry.quota.acquire(timeout=False)
-                if (decision.retry and attempt < max_attempts)
-                else 0
-            )
-            if not cost:
-                raise error
-            spent += cost
-            await self._sleep(
-                retry.backoff(
-                    attempt,
-                    throttled=decision.throttled,
-                    retry_after=retry_after_seconds(response.headers),
-                )
-            )
-            attempt += 1
-
-    def _signed_request(
-        self,
-        method: str,
-        url: httpx.URL,
-        host: str,
-        path: str,
-        query: str,
-        headers: list[tuple[str, str]],
-        content: Content,
-        payload_hash: str,
-        signer: SigV4Signer,
-        credentials: FrozenCredentials,
-        invocation_id: str,
-        attempt: int,
-        max_attempts: int,
-        extensions: dict[str, Any] | None = None,
-    ) -> httpx.Request:
-        """One attempt's request: botocore's headers, in botocore's order, freshly signed."""
-        if extensions is None:
-            extensions = self._extensions
-        amz_date = self._amz_date()
-        token = credentials.token
-        signed = [("host", host), ("x-amz-date", amz_date), *headers]
-        if token:
-            signed.append(("x-amz-security-token", token))
-        authorization = signer.authorization(
-            method=method,
-            path=path,
-            query=query,
-            headers=signed,
-            payload_hash=payload_hash,
-            credentials=credentials,
-            amz_date=amz_date,
-        )
-        # Headers go to httpx already encoded (values as UTF-8, as botocore sends a non-ASCII
-        # S3 key in InputLocation, and signs the same bytes), Host first as httpx would put it.
-        wire = [(b"Host", host.encode("ascii"))]
-        wire += [(name.encode("ascii"), value.encode("utf-8")) for name, value in headers]
-        wire.append((b"User-Agent", self._user_agent_bytes))
-        wire.append((b"X-Amz-Date", amz_date.encode("ascii")))
-        if token:
-            wire.append((b"X-Amz-Security-Token", token.encode("utf-8")))
-        wire.append((b"Authorization", authorization.encode("ascii")))
-        wire.append((b"amz-sdk-invocation-id", invocation_id.encode("ascii")))
-        wire.append((b"amz-sdk-request", b"attempt=%d; max=%d" % (attempt, max_attempts)))
-        if not isinstance(content, bytes):
-            return httpx.Request(
-                method, url, headers=wire, content=content(), extensions=extensions
-            )
-        # Where httpx would send Content-Length (a body, or any POST/PUT/PATCH), send it last,
-        # as botocore does. Passing the body as a ready ByteStream skips httpx's content
-        # encoding and header rebuilding, about half of a Request's cost.
-        if (content or method in _LENGTH_METHODS) and not any(
-            name.lower() == "content-length" for name, _ in headers
-        ):
-            wire.append((b"Content-Length", b"%d" % len(content)))
-        request = httpx.Request(
-            method, url, headers=wire, stream=httpx.ByteStream(content), extensions=extensions
-        )
-        request.read()  # the body is bytes already: make request.content available
-        return request
+        if self._sender.closed:
+            self._sender.check_open()  # raises
 
     # -- InvokeEndpointAsync ----------------------------------------------------------------
 
@@ -498,48 +210,27 @@ class AsyncInferenceClient:
         input_location: str | None = None,
         *,
         body: bytes | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        inference_id: str | None = None,
-        s3_output_path_extension: str | None = None,
-        filename: str | None = None,
-        request_ttl_seconds: int | None = None,
-        invocation_timeout_seconds: int | None = None,
+        **options: Unpack[InvokeOptions],
     ) -> AsyncInvocation:
         """Queue one inference; returns where its output or failure will appear in S3.
 
         Exactly one of ``input_location`` (an S3 URI) and ``body`` (inline bytes, at most
-        128,000) carries the payload. Every argument is validated before anything is sent.
+        128,000) carries the payload; the keyword options are the model's (``content_type``,
+        ``accept``, ``custom_attributes``, ``inference_id``, ``s3_output_path_extension``,
+        ``filename``, ``request_ttl_seconds``, ``invocation_timeout_seconds``). Every
+        argument is validated before anything is sent.
         """
         self._check_open()
-        params = validate_invoke(
-            endpoint_name,
-            input_location,
-            body=body,
-            content_type=content_type,
-            accept=accept,
-            custom_attributes=custom_attributes,
-            inference_id=inference_id,
-            s3_output_path_extension=s3_output_path_extension,
-            filename=filename,
-            request_ttl_seconds=request_ttl_seconds,
-            invocation_timeout_seconds=invocation_timeout_seconds,
+        return await self._invoke(
+            InvokeParams(endpoint_name, input_location, body, options)  # type: ignore[arg-type]
         )
-        return await self._invoke(params)
 
     async def _invoke(self, params: InvokeParams) -> AsyncInvocation:
-        body = params.body if params.body is not None else b""
-        response = await self._send(
-            operation="InvokeEndpointAsync",
-            method="POST",
-            url=self._invoke_url(params.endpoint_name),
-            host=self._runtime_host,
-            headers=invoke_headers(params),
-            content=body,
-            payload_hash=hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256,
+        response = await self._sender.send(
+            invoke_request(self._runtime_endpoint, params),
             signer=self._signer,
             parse_failure=_parse_runtime_failure,
+            content=params.body if params.body is not None else b"",
             log_fields=f" endpoint={params.endpoint_name} inference_id={params.inference_id}"
             if logger.isEnabledFor(logging.DEBUG)
             else "",
@@ -561,8 +252,8 @@ class AsyncInferenceClient:
     # == S3 and results: upload_input, submit, wait_for_result, poll_result, get_result ==
     # The S3 operations live in _objects.S3Objects and the polling in _results.ResultWaiter;
     # these methods validate and delegate. Both are built on first use, so a client that
-    # only invokes never resolves an S3 host. Tests replace the waiter's seams:
-    # ``client._results.clock`` (monotonic), ``.sleep`` and ``.random``.
+    # only invokes never resolves an S3 host. Both get the one signed sender; the waiter's
+    # clock, sleep and random come from the client's ``Runtime``.
 
     _s3_objects: S3Objects | None = None
     _result_waiter: ResultWaiter | None = None
@@ -572,7 +263,7 @@ class AsyncInferenceClient:
         objects = self._s3_objects
         if objects is None:
             objects = self._s3_objects = S3Objects(
-                self._send,
+                self._sender,
                 region=self._region,
                 endpoint_url=self._s3_endpoint_url,
                 use_fips=self._use_fips,
@@ -584,7 +275,10 @@ class AsyncInferenceClient:
     def _results(self) -> ResultWaiter:
         waiter = self._result_waiter
         if waiter is None:
-            waiter = self._result_waiter = ResultWaiter(self._s3)
+            runtime = self._runtime
+            waiter = self._result_waiter = ResultWaiter(
+                self._s3, clock=runtime.monotonic, sleep=runtime.poll_sleep, rng=runtime.random
+            )
         return waiter
 
     async def upload_input(
@@ -605,8 +299,12 @@ class AsyncInferenceClient:
         location = parse_s3_uri(s3_uri, param="s3_uri")
         if content_type is not None:
             check_content_type(content_type)
+        await self._upload(data, location, content_type)
+        return location.uri
+
+    async def _upload(self, data: Payload, location: S3Location, content_type: str | None) -> None:
         if await self._upload_in_parts(data, location, content_type):
-            return location.uri
+            return
         body = await prepare_upload(data)
         await self._s3.put_object(
             location,
@@ -616,7 +314,6 @@ class AsyncInferenceClient:
             content_length=None if isinstance(body.content, bytes) else body.length,
             content_type=content_type,
         )
-        return location.uri
 
     # Multipart settings: tests and benchmarks adjust them on an instance.
     _multipart_threshold = DEFAULT_THRESHOLD
@@ -656,14 +353,7 @@ class AsyncInferenceClient:
         data: Payload,
         *,
         input_location: str | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        inference_id: str | None = None,
-        s3_output_path_extension: str | None = None,
-        filename: str | None = None,
-        request_ttl_seconds: int | None = None,
-        invocation_timeout_seconds: int | None = None,
+        **options: Unpack[InvokeOptions],
     ) -> AsyncInvocation:
         """The payload and the invocation in one call.
 
@@ -675,24 +365,28 @@ class AsyncInferenceClient:
         arguments are ``invoke_endpoint_async``'s.
         """
         self._check_open()
-        options: dict[str, Any] = {
-            "content_type": content_type,
-            "accept": accept,
-            "custom_attributes": custom_attributes,
-            "inference_id": inference_id,
-            "s3_output_path_extension": s3_output_path_extension,
-            "filename": filename,
-            "request_ttl_seconds": request_ttl_seconds,
-            "invocation_timeout_seconds": invocation_timeout_seconds,
-        }
         if input_location is None:
             validate_invoke(endpoint_name, body=b"", **options)  # all but the payload
             body = await read_small(data)
             return await self._invoke(validate_invoke(endpoint_name, body=body, **options))
         location = parse_s3_uri(input_location, param="input_location")
         params = validate_invoke(endpoint_name, location.uri, **options)
-        await self.upload_input(data, location.uri, content_type=content_type)
+        content_type = options.get("content_type")
+        if content_type is not None:
+            check_content_type(content_type)
+        await self._upload(data, location, content_type)
         return await self._invoke(params)
+
+    async def list_objects(self, s3_prefix: str) -> list[str]:
+        """The ``s3://`` URI of every object under ``s3://bucket/prefix/``, in S3's
+        (lexicographic) order, page after page (ListObjectsV2).
+
+        For turning a folder of inputs into invocations (``batch --input-prefix``).
+        """
+        self._check_open()
+        bucket, prefix = parse_s3_prefix(s3_prefix, param="s3_prefix")
+        keys = await self._s3.list_objects(bucket, prefix)
+        return [f"s3://{bucket}/{key}" for key in keys]
 
     async def wait_for_result(
         self,
@@ -813,7 +507,7 @@ class AsyncInferenceClient:
             endpoint_url, use_fips=use_fips, use_dualstack=use_dualstack, param=SQS_ENDPOINT_ENV_VAR
         )
         queue = SqsQueue(
-            self._send,
+            self._sender,
             queue_url,
             region=self._region,
             endpoint_url=endpoint_url,
@@ -836,50 +530,25 @@ def _parse_runtime_failure(response: httpx.Response) -> ServiceError:
     return parse_error(response.status_code, response.headers, response.content)
 
 
-def _safe_detail(exc: BaseException) -> str:
-    # h11 and httpx quote an offending header value, which may be a session token.
-    if isinstance(exc, httpx.LocalProtocolError):
-        return "a header value cannot be sent as given"
-    return str(exc)
+def _spell_out_options(method: Callable[..., Any]) -> None:
+    """Give ``help()`` and ``inspect.signature`` the keyword options by name, from the table.
 
-
-async def _read_raw(stream: httpx.AsyncByteStream | httpx.SyncByteStream, limit: int) -> bytes:
-    """A body as it came over the wire, stopping once it is longer than ``limit``."""
-    if not isinstance(stream, httpx.AsyncByteStream):
-        raise TypeError("an async transport returned a synchronous response stream")
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in stream:
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break
-    return b"".join(parts)
-
-
-async def read_whole(response: httpx.Response, body_limit: int | None = None) -> None:
-    """Read a response's body as it came over the wire (never content-decoded) into
-    ``response.content``, and close it. A body longer than ``body_limit`` (default
-    ``MAX_BUFFERED_BODY``: without a bound, a server that never ends a body would grow the
-    process until it dies) is an error, not a bigger buffer: that is what bounds an endless
-    body, and the hook for a caller's own size limit."""
-    if body_limit is None:
-        body_limit = MAX_BUFFERED_BODY
-    stream = response.stream
-    try:
-        if isinstance(stream, httpx.ByteStream):  # read already (ours, or a mock's)
-            content = b"".join(stream)
-        elif hasattr(response, "_content"):
-            # A custom transport read it already (its stream is spent): what it read is
-            # all there is.
-            content = response.content
-        else:
-            content = await _read_raw(stream, body_limit)
-    finally:
-        await response.aclose()
-    if len(content) > body_limit:
-        raise TransportError(
-            f"the response body is larger than {body_limit} bytes; not read", attempts=1
+    The methods take ``**options`` (typed by ``InvokeOptions``) so the list lives in one
+    place; their visible signature stays the contract's, one keyword per option.
+    """
+    signature = inspect.signature(method)
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    params += [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation="int | None" if f.wire_type == "integer" else "str | None",
         )
-    # httpx keeps a read body here; ours is the raw one, so no decoder ever runs.
-    response._content = content
+        for f in OPTION_FIELDS
+    ]
+    method.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+
+
+_spell_out_options(AsyncInferenceClient.invoke_endpoint_async)
+_spell_out_options(AsyncInferenceClient.submit)

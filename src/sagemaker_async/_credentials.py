@@ -208,6 +208,7 @@ def make_provider(
     credentials: object | None,
     profile_name: str | None,
     env: Mapping[str, str],
+    clock: Callable[[], float] = time.monotonic,
 ) -> CredentialProvider:
     """Pick the source the way boto3 does: explicit keys, an object, env vars, the chain."""
     if aws_access_key_id is not None or aws_secret_access_key is not None:
@@ -234,7 +235,7 @@ def make_provider(
                 "(e.g. botocore.credentials.Credentials)",
                 param="credentials",
             )
-        return ObjectProvider(credentials, "credentials object")
+        return ObjectProvider(credentials, "credentials object", clock=clock)
     # botocore skips environment keys when a profile is named explicitly; so do we.
     if profile_name is None:
         key = env.get("AWS_ACCESS_KEY_ID")

@@ -34,14 +34,14 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._endpoints import resolve_sqs_url
 from ._models import AsyncInvocation, InferenceResult
 from ._notifications import InferenceEvent, is_fresh, parse_notification
-from ._objects import Sender
+from ._requests import Request
 from ._results import (
     DEFAULT_POLL_INTERVAL,
     PollSchedule,
@@ -53,6 +53,9 @@ from ._results import (
 )
 from ._s3 import parse_s3_uri
 from ._signing import SigV4Signer
+
+if TYPE_CHECKING:
+    from ._sender import SignedSender
 from ._sqs import (
     MAX_BATCH,
     MAX_WAIT_SECONDS,
@@ -125,11 +128,11 @@ def _parse_failure(response: httpx.Response) -> ServiceError:
 class SqsQueue:
     """The four SQS operations on one queue, through the client's signed, retried send."""
 
-    __slots__ = ("_host", "_send", "_signer", "_url", "queue_url")
+    __slots__ = ("_host", "_path", "_sender", "_signer", "_url", "queue_url")
 
     def __init__(
         self,
-        send: Sender,
+        sender: SignedSender,
         queue_url: str,
         *,
         region: str,
@@ -142,23 +145,25 @@ class SqsQueue:
         )
         # botocore posts to the endpoint's path, "/" when it has none.
         url = httpx.URL(base if httpx.URL(base).path not in ("", "/") else base.rstrip("/") + "/")
-        self._url = url
+        self._url = str(url)
         self._host = url.netloc.decode("ascii")
+        self._path = url.raw_path.decode("ascii").partition("?")[0]
         self._signer = SigV4Signer(region, "sqs")
-        self._send = send
+        self._sender = sender
         self.queue_url = queue_url
 
     async def _call(self, operation: str, body: bytes) -> httpx.Response:
-        return await self._send(
-            operation=operation,
-            method="POST",
-            url=self._url,
-            host=self._host,
-            headers=sqs_headers(operation),
-            content=body,
-            payload_hash=hashlib.sha256(body).hexdigest(),
-            signer=self._signer,
-            parse_failure=_parse_failure,
+        request = Request(
+            operation,
+            "POST",
+            self._url,
+            self._host,
+            sqs_headers(operation),
+            hashlib.sha256(body).hexdigest(),
+            self._path,
+        )
+        return await self._sender.send(
+            request, signer=self._signer, parse_failure=_parse_failure, content=body
         )
 
     async def attributes(self) -> dict[str, str]:

@@ -74,7 +74,7 @@ def _request(
     headers: tuple[tuple[str, str], ...] = (),
     payload_hash: str = EMPTY_SHA256,
 ) -> S3Request:
-    url, host = endpoint.url(location.bucket, "/" + encode_key(location.key))
+    url, host, path = endpoint.target(location.bucket, "/" + encode_key(location.key))
     return S3Request(
         operation,
         method,
@@ -82,6 +82,8 @@ def _request(
         host,
         (*headers, ("X-Amz-Content-SHA256", payload_hash)),
         payload_hash,
+        path,
+        query,
     )
 
 

@@ -1,19 +1,20 @@
-"""The S3 object operations, sent through the client's one signed, retried send.
+"""The S3 object operations, sent through the client's one signed sender.
 
-Thin I/O around ``_s3``: pick the host for the bucket's region, build the request, send it,
-and when S3 says the bucket lives in another region, remember that region and send the
-request once more, signed for it (what the AWS SDKs do). The runtime client's FIPS and
-dual-stack settings choose the S3 host too: a FIPS user's payload never leaves FIPS.
+Thin I/O around ``_s3``: pick the host for the bucket's region, build the request (a pure
+function), send it, and when S3 says the bucket lives in another region, remember that
+region and send the request once more, signed for it (what the AWS SDKs do). The runtime
+client's FIPS and dual-stack settings choose the S3 host too: a FIPS user's payload never
+leaves FIPS.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import logging
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -31,49 +32,32 @@ from ._multipart_wire import (
     upload_part_request,
 )
 from ._protocol import request_id_of
+from ._requests import Request
 from ._s3 import (
     Redirect,
     S3Endpoint,
     S3Location,
-    S3Request,
     get_object_request,
     head_bucket_request,
     head_object_request,
+    list_objects_request,
+    parse_list_page,
     parse_s3_error,
+    parse_s3_failure,
     put_object_request,
     redirect_region,
 )
 from ._signing import SigV4Signer
 from .errors import AccessDeniedError, ServiceError
 
-__all__ = ["ObjectHead", "S3Objects", "Sender", "object_head"]
+if TYPE_CHECKING:  # the sender reads bodies with _streams, which reads object heads here
+    from ._sender import Content, SignedSender
+
+__all__ = ["ObjectHead", "S3Objects", "object_head"]
 
 logger = logging.getLogger("sagemaker_async")
 
-Content = bytes | Callable[[], AsyncIterable[bytes]]
 _CACHE_SIZE = 1024
-
-
-class Sender(Protocol):
-    """The client's ``_send``: signs, sends with retries, raises the parsed failure."""
-
-    async def __call__(
-        self,
-        *,
-        operation: str,
-        method: str,
-        url: httpx.URL,
-        host: str,
-        headers: Iterable[tuple[str, str]],
-        content: Content,
-        payload_hash: str,
-        signer: SigV4Signer,
-        parse_failure: Callable[[httpx.Response], ServiceError],
-        accept: Callable[[int], bool] = ...,
-        log_fields: str = "",
-        stream: bool = ...,
-        retries: bool = ...,
-    ) -> httpx.Response: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +107,7 @@ class S3Objects:
         "_endpoint_url",
         "_endpoints",
         "_region",
-        "_send",
+        "_sender",
         "_signers",
         "_use_dualstack",
         "_use_fips",
@@ -131,14 +115,14 @@ class S3Objects:
 
     def __init__(
         self,
-        send: Sender,
+        sender: SignedSender,
         *,
         region: str,
         endpoint_url: str | None = None,
         use_fips: bool = False,
         use_dualstack: bool = False,
     ) -> None:
-        self._send = send
+        self._sender = sender
         self._region = region
         self._endpoint_url = endpoint_url
         self._use_fips = use_fips
@@ -182,7 +166,7 @@ class S3Objects:
     async def _request(
         self,
         bucket: str,
-        build: Callable[[S3Endpoint], S3Request],
+        build: Callable[[S3Endpoint], Request],
         *,
         content: Content = b"",
         accept: Callable[[int], bool] = _ok,
@@ -201,24 +185,19 @@ class S3Objects:
             def parse_failure(
                 response: httpx.Response, head: bool = head, redirects: list[Redirect] = redirects
             ) -> ServiceError:
-                redirect = redirect_region(
+                error, redirect = parse_s3_failure(
                     response.status_code, response.headers, response.content, head=head
                 )
                 if redirect is not None:
                     redirects.append(redirect)
-                return parse_s3_error(response.status_code, response.headers, response.content)
+                return error
 
             try:
-                return await self._send(
-                    operation=request.operation,
-                    method=request.method,
-                    url=httpx.URL(request.url),
-                    host=request.host,
-                    headers=request.headers,
-                    content=content,
-                    payload_hash=request.payload_hash,
+                return await self._sender.send(
+                    request,
                     signer=self._signer(region),
                     parse_failure=parse_failure,
+                    content=content,
                     accept=accept,
                     log_fields=log_fields,
                     stream=stream,
@@ -245,16 +224,9 @@ class S3Objects:
 
     async def _find_region(self, bucket: str, region: str) -> str | None:
         """HeadBucket: S3 names the bucket's region in a header of any answer, even a 403."""
-        request = head_bucket_request(bucket, self._endpoint(region))
         try:
-            response = await self._send(
-                operation=request.operation,
-                method=request.method,
-                url=httpx.URL(request.url),
-                host=request.host,
-                headers=request.headers,
-                content=b"",
-                payload_hash=request.payload_hash,
+            response = await self._sender.send(
+                head_bucket_request(bucket, self._endpoint(region)),
                 signer=self._signer(region),
                 parse_failure=lambda r: parse_s3_error(r.status_code, r.headers, r.content),
                 accept=_any,
@@ -281,7 +253,7 @@ class S3Objects:
         """
         checksums = checksum_headers(payload_hash)
 
-        def build(endpoint: S3Endpoint) -> S3Request:
+        def build(endpoint: S3Endpoint) -> Request:
             request = put_object_request(
                 location,
                 endpoint,
@@ -289,7 +261,7 @@ class S3Objects:
                 content_type=content_type,
                 content_length=content_length,
             )
-            return dataclasses.replace(request, headers=(*checksums, *request.headers))
+            return request._replace(headers=(*checksums, *request.headers))
 
         return await self._request(
             location.bucket, build, content=content, log_fields=f" location={location.uri}"
@@ -427,3 +399,18 @@ class S3Objects:
         finally:
             await response.aclose()
         return body, response.headers.get("content-type")
+
+    async def list_objects(self, bucket: str, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (ListObjectsV2, page after page), in S3's order."""
+        keys: list[str] = []
+        token: str | None = None
+        while True:
+            response = await self._request(
+                bucket,
+                functools.partial(list_objects_request, bucket, prefix, token),
+                log_fields=f" bucket={bucket} prefix={prefix}",
+            )
+            page, token = parse_list_page(response.content)
+            keys.extend(page)
+            if token is None:
+                return keys

@@ -1,4 +1,10 @@
-"""Validation of InvokeEndpointAsync parameters against the service model's constraints.
+"""The InvokeEndpointAsync parameters: one table, and the validation it drives.
+
+``INVOKE_FIELDS`` is the only place a header parameter is described: its keyword name, its
+header, its wire type, the model's constraint, its command-line flag and manifest key. The
+validator, the request headers, the client's and the batch's signatures (through
+``InvokeOptions``, which a test keeps equal to the table), the CLI parser and the manifest
+are all built from it, so a new header is one entry here plus its tests.
 
 Every rule of the model (botocore/data/sagemaker-runtime/2017-05-13/service-2.json) is
 checked here, before any I/O, so a bad call fails at once with the parameter and the rule
@@ -10,11 +16,24 @@ parameters (custom attributes, body) never appear in a message.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from .errors import ParamValidationError
 
-__all__ = ["MAX_INLINE_BODY", "InvokeParams", "validate_invoke"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "INVOKE_FIELDS",
+    "MAX_INLINE_BODY",
+    "OPTION_FIELDS",
+    "InvokeField",
+    "InvokeOptions",
+    "InvokeParams",
+    "validate_invoke",
+]
 
 MAX_INLINE_BODY = 128_000
 
@@ -36,56 +55,200 @@ _ASCII_HEADER = re.compile(r"[\x01-\x09\x0e-\x7f]*")
 _VISIBLE_ASCII = re.compile(r"[\t\x20-\x7e]*")
 
 
-@dataclass(frozen=True, slots=True)
-class InvokeParams:
-    """A validated InvokeEndpointAsync call; one cannot exist with a broken rule."""
-
-    endpoint_name: str
-    input_location: str | None = None
-    body: bytes | None = field(default=None, repr=False)
-    content_type: str | None = None
-    accept: str | None = None
-    custom_attributes: str | None = field(default=None, repr=False)
-    inference_id: str | None = None
-    s3_output_path_extension: str | None = None
-    filename: str | None = None
-    request_ttl_seconds: int | None = None
-    invocation_timeout_seconds: int | None = None
-
-
 def _fail(param: str, rule: str) -> ParamValidationError:
     return ParamValidationError(f"Invalid parameter {param}: {rule}", param=param)
 
 
-def _string(
-    param: str,
-    value: object,
-    *,
-    min_len: int = 0,
-    max_len: int,
-    pattern: re.Pattern[str] | None = None,
-    rule: str = "",
-    show_value: bool = True,
-) -> str:
-    if not isinstance(value, str):
-        raise _fail(param, f"must be a str, not {type(value).__name__}")
-    if not min_len <= len(value) <= max_len:
-        raise _fail(param, f"length must be {min_len}..{max_len}, got {len(value)}")
-    if pattern is not None and pattern.fullmatch(value) is None:
-        shown = f" (got {value!r})" if show_value else ""
-        raise _fail(param, f"{rule}{shown}")
-    return value
+@dataclass(frozen=True, slots=True)
+class InvokeField:
+    """One header parameter of InvokeEndpointAsync, as every layer needs to know it."""
+
+    name: str  # the keyword argument (and manifest key, when ``manifest`` is true)
+    member: str  # the model's member name
+    header: str  # exactly as botocore sends it (its case is signed)
+    wire_type: Literal["string", "integer"]
+    min: int  # length of a string, value of an integer
+    max: int
+    pattern: re.Pattern[str] | None = None
+    rule: str = ""  # what ``pattern`` means, in words
+    sensitive: bool = False  # never echoed in a message, repr or log line
+    metavar: str = "TEXT"
+    help: str | None = None
+    manifest: bool = True  # a manifest line may set it per item
+    batch_default: bool = True  # ``batch`` takes it once, for every item
+
+    @property
+    def cli_flag(self) -> str:
+        """The AWS CLI's option: the keyword in kebab-case (``--content-type``)."""
+        return "--" + self.name.replace("_", "-")
+
+    # Strings found valid already (the same content type, endpoint after endpoint): a
+    # set lookup instead of a regex. Bounded; never holds a sensitive value.
+    _valid: set[str] = field(default_factory=set, compare=False, repr=False)
+
+    def check(self, value: object) -> str | int:
+        """The value if the model allows it; ``ParamValidationError`` naming the rule if not."""
+        if value.__class__ is str and value in self._valid:
+            return value  # a str, by its class
+        if self.wire_type == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _fail(self.name, f"must be an int, not {type(value).__name__}")
+            if not self.min <= value <= self.max:
+                raise _fail(self.name, f"must be between {self.min} and {self.max}, got {value}")
+            return value
+        if not isinstance(value, str):
+            raise _fail(self.name, f"must be a str, not {type(value).__name__}")
+        if not self.min <= len(value) <= self.max:
+            raise _fail(self.name, f"length must be {self.min}..{self.max}, got {len(value)}")
+        if self.pattern is not None and self.pattern.fullmatch(value) is None:
+            shown = "" if self.sensitive else f" (got {value!r})"
+            raise _fail(self.name, f"{self.rule}{shown}")
+        if not self.sensitive and value.__class__ is str:
+            _remember(self._valid, value)
+        return value
 
 
-def _integer(param: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(param, f"must be an int, not {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise _fail(param, f"must be between {lo} and {hi}, got {value}")
-    return value
+def _remember(valid: set[str], value: str) -> None:
+    if len(valid) >= _VALID_CACHE_SIZE:
+        valid.clear()
+    valid.add(value)
 
 
-def _body(value: object) -> bytes:
+_ASCII_RULE = "must be ASCII without line breaks"
+
+# The model's header members, in its order (the order botocore serializes them in).
+INVOKE_FIELDS: tuple[InvokeField, ...] = (
+    InvokeField(
+        "content_type",
+        "ContentType",
+        "X-Amzn-SageMaker-Content-Type",
+        "string",
+        0,
+        1024,
+        _ASCII_HEADER,
+        _ASCII_RULE,
+        metavar="TYPE",
+    ),
+    InvokeField(
+        "accept",
+        "Accept",
+        "X-Amzn-SageMaker-Accept",
+        "string",
+        0,
+        1024,
+        _ASCII_HEADER,
+        _ASCII_RULE,
+        metavar="TYPE",
+    ),
+    InvokeField(
+        "custom_attributes",
+        "CustomAttributes",
+        "X-Amzn-SageMaker-Custom-Attributes",
+        "string",
+        0,
+        1024,
+        _VISIBLE_ASCII,
+        "must be visible US-ASCII characters, spaces and tabs (RFC 7230 field-value)",
+        sensitive=True,
+        metavar="STRING",
+        help="passed to the model; never printed",
+    ),
+    InvokeField(
+        "inference_id",
+        "InferenceId",
+        "X-Amzn-SageMaker-Inference-Id",
+        "string",
+        1,
+        64,
+        _INFERENCE_ID,
+        "must not start with whitespace, and the rest must be printable ASCII",
+        metavar="ID",
+        batch_default=False,  # one per item
+    ),
+    InvokeField(
+        "input_location",
+        "InputLocation",
+        "X-Amzn-SageMaker-InputLocation",
+        "string",
+        1,
+        1024,
+        _INPUT_LOCATION,
+        "must be an s3:// or https:// URI on one line",
+        metavar="S3URI",
+        help="s3://bucket/key of the input",
+        manifest=False,  # a manifest line's "input"
+        batch_default=False,
+    ),
+    InvokeField(
+        "s3_output_path_extension",
+        "S3OutputPathExtension",
+        "X-Amzn-SageMaker-S3OutputPathExtension",
+        "string",
+        1,
+        512,
+        _S3_OUTPUT_PATH_EXTENSION,
+        "must be letters, digits and !_.*'()/- and must not start with s3: or https:",
+        metavar="PATH",
+    ),
+    InvokeField(
+        "filename",
+        "Filename",
+        "X-Amzn-SageMaker-Filename",
+        "string",
+        1,
+        32,
+        _FILENAME,
+        "must start with a letter or digit, use letters, digits, -, _ and . only, "
+        "and contain at most one dot",
+        metavar="NAME",
+        batch_default=False,  # one per item, or the outputs overwrite each other
+    ),
+    InvokeField(
+        "request_ttl_seconds",
+        "RequestTTLSeconds",
+        "X-Amzn-SageMaker-RequestTTLSeconds",
+        "integer",
+        60,
+        21600,
+        metavar="N",
+    ),
+    InvokeField(
+        "invocation_timeout_seconds",
+        "InvocationTimeoutSeconds",
+        "X-Amzn-SageMaker-InvocationTimeoutSeconds",
+        "integer",
+        1,
+        3600,
+        metavar="N",
+    ),
+)
+INPUT_LOCATION = next(f for f in INVOKE_FIELDS if f.name == "input_location")
+# The keyword-only options (everything but the payload's location).
+OPTION_FIELDS: tuple[InvokeField, ...] = tuple(f for f in INVOKE_FIELDS if f is not INPUT_LOCATION)
+_OPTION_NAMES = frozenset(f.name for f in OPTION_FIELDS)
+_OPTION_BY_NAME = {f.name: f for f in OPTION_FIELDS}
+_VALID_CACHE_SIZE = 1024
+_ENDPOINT_RULE = "must be letters, digits and hyphens, starting and ending with a letter or digit"
+
+
+class InvokeOptions(TypedDict, total=False):
+    """The keyword options of ``invoke_endpoint_async``, ``submit`` and a batch item.
+
+    The static twin of ``OPTION_FIELDS`` (type checkers cannot read a table); a test keeps
+    the two equal, name for name and type for type.
+    """
+
+    content_type: str | None
+    accept: str | None
+    custom_attributes: str | None
+    inference_id: str | None
+    s3_output_path_extension: str | None
+    filename: str | None
+    request_ttl_seconds: int | None
+    invocation_timeout_seconds: int | None
+
+
+def _check_body(value: object) -> bytes:
     if isinstance(value, (bytearray, memoryview)):
         value = bytes(value)
     if not isinstance(value, bytes):
@@ -103,111 +266,85 @@ def _body(value: object) -> bytes:
     return value
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class InvokeParams:
+    """A validated InvokeEndpointAsync call: ``__post_init__`` checks every rule, so an
+    invalid one cannot exist. ``options`` holds the options given (not None), by name;
+    each is readable as an attribute too (``params.inference_id``, None when not given).
+    Headers are sent in the table's order, whatever the order of ``options``.
+    """
+
+    endpoint_name: str
+    input_location: str | None = None
+    body: bytes | None = None
+    options: Mapping[str, str | int] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        _check_endpoint_name(self.endpoint_name)
+        if (self.input_location is None) == (self.body is None):
+            raise _fail(
+                "input_location",
+                "exactly one of input_location (an S3 URI) and body (inline bytes) is required"
+                + ("; both were given" if self.body is not None else ""),
+            )
+        if self.input_location is not None:
+            INPUT_LOCATION.check(self.input_location)
+        else:
+            body = _check_body(self.body)
+            if body is not self.body:
+                object.__setattr__(self, "body", body)
+        checked: dict[str, str | int] = {}
+        for name, value in self.options.items():
+            option = _OPTION_BY_NAME.get(name)
+            if option is None:
+                raise TypeError(f"got an unexpected keyword argument {name!r}")
+            if value is not None:  # an option left at None is not sent
+                checked[name] = option.check(value)
+        object.__setattr__(self, "options", checked)
+
+    def __getattr__(self, name: str) -> str | int | None:
+        if name in _OPTION_NAMES:
+            return self.options.get(name)
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        shown = [f"endpoint_name={self.endpoint_name!r}"]
+        if self.input_location is not None:
+            shown.append(f"input_location={self.input_location!r}")
+        if self.body is not None:
+            shown.append(f"body=<{len(self.body)} bytes>")
+        for f in OPTION_FIELDS:
+            if f.name in self.options:
+                value = "<hidden>" if f.sensitive else repr(self.options[f.name])
+                shown.append(f"{f.name}={value}")
+        return f"InvokeParams({', '.join(shown)})"
+
+
+_valid_endpoint_names: set[str] = set()
+
+
+def _check_endpoint_name(value: object) -> None:
+    if value.__class__ is str and value in _valid_endpoint_names:
+        return
+    _check_endpoint_name_rules(value)
+    _remember(_valid_endpoint_names, value)  # type: ignore[arg-type]  # a str by now
+
+
+def _check_endpoint_name_rules(value: object) -> None:
+    if not isinstance(value, str):
+        raise _fail("endpoint_name", f"must be a str, not {type(value).__name__}")
+    if not 1 <= len(value) <= 63:
+        raise _fail("endpoint_name", f"length must be 1..63, got {len(value)}")
+    if _ENDPOINT_NAME.fullmatch(value) is None:
+        raise _fail("endpoint_name", f"{_ENDPOINT_RULE} (got {value!r})")
+
+
 def validate_invoke(
     endpoint_name: object,
     input_location: object = None,
     *,
     body: object = None,
-    content_type: object = None,
-    accept: object = None,
-    custom_attributes: object = None,
-    inference_id: object = None,
-    s3_output_path_extension: object = None,
-    filename: object = None,
-    request_ttl_seconds: object = None,
-    invocation_timeout_seconds: object = None,
+    **options: Unpack[InvokeOptions],
 ) -> InvokeParams:
     """Check every argument against the model; raise ``ParamValidationError`` on the first."""
-    name = _string(
-        "endpoint_name",
-        endpoint_name,
-        min_len=1,
-        max_len=63,
-        pattern=_ENDPOINT_NAME,
-        rule="must be letters, digits and hyphens, starting and ending with a letter or digit",
-    )
-    if (input_location is None) == (body is None):
-        raise _fail(
-            "input_location",
-            "exactly one of input_location (an S3 URI) and body (inline bytes) is required"
-            + ("; both were given" if body is not None else ""),
-        )
-    return InvokeParams(
-        endpoint_name=name,
-        input_location=None
-        if input_location is None
-        else _string(
-            "input_location",
-            input_location,
-            min_len=1,
-            max_len=1024,
-            pattern=_INPUT_LOCATION,
-            rule="must be an s3:// or https:// URI on one line",
-        ),
-        body=None if body is None else _body(body),
-        content_type=None
-        if content_type is None
-        else _string(
-            "content_type",
-            content_type,
-            max_len=1024,
-            pattern=_ASCII_HEADER,
-            rule="must be ASCII without line breaks",
-        ),
-        accept=None
-        if accept is None
-        else _string(
-            "accept",
-            accept,
-            max_len=1024,
-            pattern=_ASCII_HEADER,
-            rule="must be ASCII without line breaks",
-        ),
-        custom_attributes=None
-        if custom_attributes is None
-        else _string(
-            "custom_attributes",
-            custom_attributes,
-            max_len=1024,
-            pattern=_VISIBLE_ASCII,
-            rule="must be visible US-ASCII characters, spaces and tabs (RFC 7230 field-value)",
-            show_value=False,
-        ),
-        inference_id=None
-        if inference_id is None
-        else _string(
-            "inference_id",
-            inference_id,
-            min_len=1,
-            max_len=64,
-            pattern=_INFERENCE_ID,
-            rule="must not start with whitespace, and the rest must be printable ASCII",
-        ),
-        s3_output_path_extension=None
-        if s3_output_path_extension is None
-        else _string(
-            "s3_output_path_extension",
-            s3_output_path_extension,
-            min_len=1,
-            max_len=512,
-            pattern=_S3_OUTPUT_PATH_EXTENSION,
-            rule="must be letters, digits and !_.*'()/- and must not start with s3: or https:",
-        ),
-        filename=None
-        if filename is None
-        else _string(
-            "filename",
-            filename,
-            min_len=1,
-            max_len=32,
-            pattern=_FILENAME,
-            rule="must start with a letter or digit, use letters, digits, -, _ and . only, "
-            "and contain at most one dot",
-        ),
-        request_ttl_seconds=None
-        if request_ttl_seconds is None
-        else _integer("request_ttl_seconds", request_ttl_seconds, 60, 21600),
-        invocation_timeout_seconds=None
-        if invocation_timeout_seconds is None
-        else _integer("invocation_timeout_seconds", invocation_timeout_seconds, 1, 3600),
-    )
+    return InvokeParams(endpoint_name, input_location, body, options)  # type: ignore[arg-type]

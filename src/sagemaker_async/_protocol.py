@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from ._freshness import parse_http_date
 from ._models import AsyncInvocation
-from ._params import InvokeParams
+from ._params import INVOKE_FIELDS, InvokeParams
 from .errors import (
     AccessDeniedError,
     InternalFailure,
@@ -37,19 +37,9 @@ __all__ = [
     "request_id_of",
 ]
 
-# (InvokeParams attribute, header) in the order of the model's members, which is the order
-# botocore serializes them in.
-_HEADER_FIELDS = (
-    ("content_type", "X-Amzn-SageMaker-Content-Type"),
-    ("accept", "X-Amzn-SageMaker-Accept"),
-    ("custom_attributes", "X-Amzn-SageMaker-Custom-Attributes"),
-    ("inference_id", "X-Amzn-SageMaker-Inference-Id"),
-    ("input_location", "X-Amzn-SageMaker-InputLocation"),
-    ("s3_output_path_extension", "X-Amzn-SageMaker-S3OutputPathExtension"),
-    ("filename", "X-Amzn-SageMaker-Filename"),
-    ("request_ttl_seconds", "X-Amzn-SageMaker-RequestTTLSeconds"),
-    ("invocation_timeout_seconds", "X-Amzn-SageMaker-InvocationTimeoutSeconds"),
-)
+# (keyword, header) in the order of the model's members, which is the order botocore
+# serializes them in; the payload's location is one of them.
+_HEADERS = tuple((f.name, f.header) for f in INVOKE_FIELDS)
 
 # The codes botocore's standard retry mode treats as throttling and as transient.
 THROTTLING_CODES = frozenset(
@@ -117,9 +107,11 @@ def invoke_headers(params: InvokeParams) -> list[tuple[str, str]]:
     Spaces and tabs at either end are dropped: RFC 7230 makes them no part of the value (and
     SigV4 trims them before signing), but HTTP/1.1 stacks such as h11 refuse to send them.
     """
+    options = params.options
+    location = params.input_location
     headers = []
-    for attr, header in _HEADER_FIELDS:
-        value = getattr(params, attr)
+    for name, header in _HEADERS:
+        value = location if name == "input_location" else options.get(name)
         if value is not None:
             headers.append((header, str(value).strip(" \t")))
     return headers

@@ -30,6 +30,7 @@ from typing import Final
 from urllib.parse import quote, unquote, urlsplit
 
 from ._protocol import error_class, request_id_of
+from ._requests import Request
 from ._signing import EMPTY_SHA256
 from .errors import AccessDeniedError, ParamValidationError, ServiceError
 
@@ -45,7 +46,11 @@ __all__ = [
     "head_bucket_request",
     "head_object_request",
     "is_virtual_hostable",
+    "list_objects_request",
+    "parse_list_page",
     "parse_s3_error",
+    "parse_s3_failure",
+    "parse_s3_prefix",
     "parse_s3_uri",
     "put_object_request",
     "redirect_region",
@@ -271,23 +276,20 @@ class S3Endpoint:
 
     def url(self, bucket: str, path: str) -> tuple[str, str]:
         """The URL and Host of ``path`` (``/`` + encoded key, or ``/``) in ``bucket``."""
+        url, host, _ = self.target(bucket, path)
+        return url, host
+
+    def target(self, bucket: str, path: str) -> tuple[str, str, str]:
+        """The URL, Host and raw path (as signed) of ``path`` in ``bucket``."""
         if not self.custom and is_virtual_hostable(bucket):
             host = f"{bucket}.{self.host}"
-            return f"{self.scheme}://{host}{path}", host
-        path = f"/{bucket}" if path == "/" else f"/{bucket}{path}"
-        return f"{self.scheme}://{self.host}{self.prefix}{path}", self.host
+            return f"{self.scheme}://{host}{path}", host, path
+        path = f"{self.prefix}/{bucket}" if path == "/" else f"{self.prefix}/{bucket}{path}"
+        return f"{self.scheme}://{self.host}{path}", self.host, path
 
 
-@dataclass(frozen=True, slots=True)
-class S3Request:
-    """One S3 request's parts; ``headers`` are those to sign and send besides host/date."""
-
-    operation: str
-    method: str
-    url: str
-    host: str
-    headers: tuple[tuple[str, str], ...]
-    payload_hash: str
+# One S3 request's parts: the same value as every other request.
+S3Request = Request
 
 
 def _object_request(
@@ -298,14 +300,15 @@ def _object_request(
     headers: tuple[tuple[str, str], ...] = (),
     payload_hash: str = EMPTY_SHA256,
 ) -> S3Request:
-    url, host = endpoint.url(location.bucket, "/" + encode_key(location.key))
-    return S3Request(
+    url, host, path = endpoint.target(location.bucket, "/" + encode_key(location.key))
+    return Request(
         operation,
         method,
         url,
         host,
         (*headers, ("X-Amz-Content-SHA256", payload_hash)),
         payload_hash,
+        path,
     )
 
 
@@ -351,11 +354,108 @@ def get_object_request(location: S3Location, endpoint: S3Endpoint) -> S3Request:
     return _object_request("GetObject", "GET", location, endpoint)
 
 
+_LIST_PAGE_SIZE = 1000
+
+
+def _query(pairs: list[tuple[str, str]]) -> str:
+    return "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in pairs)
+
+
+def parse_s3_prefix(uri: object, *, param: str = "s3_prefix") -> tuple[str, str]:
+    """``s3://bucket/prefix/`` as (bucket, prefix); the prefix may be empty."""
+    if not isinstance(uri, str):
+        raise ParamValidationError(
+            f"{param} must be an s3://bucket/prefix/ string, not {type(uri).__name__}",
+            param=param,
+        )
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme.lower() != "s3":
+        raise ParamValidationError(
+            f"{param} {uri!r} is not an s3://bucket/prefix/ URI", param=param
+        )
+    bucket, _, prefix = rest.partition("/")
+    _check_bucket(bucket, param)
+    if prefix:
+        _check_key(prefix, param)  # a prefix follows the rules of the keys it starts
+    return bucket, prefix
+
+
+def list_objects_request(
+    bucket: str, prefix: str, token: str | None, endpoint: S3Endpoint
+) -> Request:
+    """ListObjectsV2: ``GET /?list-type=2&prefix=...`` on the bucket, keys URL-encoded
+    (``encoding-type=url``, as botocore asks) so any key survives XML."""
+    url, host, path = endpoint.target(bucket, "/")
+    pairs = [
+        ("list-type", "2"),
+        ("encoding-type", "url"),
+        ("max-keys", str(_LIST_PAGE_SIZE)),
+        ("prefix", prefix),
+    ]
+    if token is not None:
+        pairs.append(("continuation-token", token))
+    query = _query(pairs)
+    return Request(
+        "ListObjectsV2",
+        "GET",
+        f"{url}?{query}",
+        host,
+        (("X-Amz-Content-SHA256", EMPTY_SHA256),),
+        EMPTY_SHA256,
+        path,
+        query,
+    )
+
+
+def _local_name(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def parse_list_page(body: bytes) -> tuple[list[str], str | None]:
+    """(keys, next continuation token or None) of one ListObjectsV2 answer.
+
+    CPython's expat never fetches external entities, so a hostile answer cannot make this
+    read files; an answer that is not XML is a ``ServiceError``, never an empty listing.
+    """
+    try:
+        root = ET.fromstring(body)  # noqa: S314
+    except ET.ParseError as exc:
+        raise ServiceError(
+            f"S3 answered ListObjectsV2 with something that is not XML: {exc}",
+            code="MalformedResponse",
+            status_code=200,
+        ) from None
+    encoded = any(
+        _local_name(child.tag) == "EncodingType" and (child.text or "").strip() == "url"
+        for child in root
+    )
+    keys: list[str] = []
+    token: str | None = None
+    truncated = False
+    for child in root:
+        name = _local_name(child.tag)
+        if name == "Contents":
+            for field in child:
+                if _local_name(field.tag) == "Key" and field.text:
+                    keys.append(unquote(field.text) if encoded else field.text)
+        elif name == "IsTruncated":
+            truncated = (child.text or "").strip() == "true"
+        elif name == "NextContinuationToken":
+            token = child.text
+    return keys, token if truncated else None
+
+
 def head_bucket_request(bucket: str, endpoint: S3Endpoint) -> S3Request:
     """HeadBucket: its answer, even a 301 or 403, carries ``x-amz-bucket-region``."""
-    url, host = endpoint.url(bucket, "/")
-    return S3Request(
-        "HeadBucket", "HEAD", url, host, (("X-Amz-Content-SHA256", EMPTY_SHA256),), EMPTY_SHA256
+    url, host, path = endpoint.target(bucket, "/")
+    return Request(
+        "HeadBucket",
+        "HEAD",
+        url,
+        host,
+        (("X-Amz-Content-SHA256", EMPTY_SHA256),),
+        EMPTY_SHA256,
+        path,
     )
 
 
@@ -390,6 +490,27 @@ def _code_for_status(status_code: int) -> str:
         return str(status_code)
 
 
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """S3 said the bucket lives elsewhere; ``region`` is None when it did not say where."""
+
+    region: str | None
+
+
+def parse_s3_failure(
+    status_code: int, headers: Mapping[str, str], body: bytes, *, head: bool
+) -> tuple[ServiceError, Redirect | None]:
+    """A non-2xx S3 answer as the typed error, and whether it means "wrong region".
+
+    The body is parsed once for both. Never fails, whatever was sent.
+    """
+    fields = _error_fields(body)
+    return (
+        _s3_error(status_code, headers, fields),
+        _redirect(status_code, headers, body, fields, head=head),
+    )
+
+
 def parse_s3_error(status_code: int, headers: Mapping[str, str], body: bytes) -> ServiceError:
     """A non-2xx S3 answer as the contract's typed error; never fails, whatever was sent.
 
@@ -397,7 +518,12 @@ def parse_s3_error(status_code: int, headers: Mapping[str, str], body: bytes) ->
     badly signed and unknown-key requests alike, and for a missing object the caller may
     not list.
     """
-    fields = _error_fields(body)
+    return _s3_error(status_code, headers, _error_fields(body))
+
+
+def _s3_error(
+    status_code: int, headers: Mapping[str, str], fields: Mapping[str, str]
+) -> ServiceError:
     code = fields.get("Code") or _code_for_status(status_code)
     message = fields.get("Message", "")
     if not message:
@@ -412,13 +538,6 @@ def parse_s3_error(status_code: int, headers: Mapping[str, str], body: bytes) ->
     return cls(message, code=code, status_code=status_code, request_id=request_id)
 
 
-@dataclass(frozen=True, slots=True)
-class Redirect:
-    """S3 said the bucket lives elsewhere; ``region`` is None when it did not say where."""
-
-    region: str | None
-
-
 def redirect_region(
     status_code: int, headers: Mapping[str, str], body: bytes, *, head: bool
 ) -> Redirect | None:
@@ -429,7 +548,17 @@ def redirect_region(
     ``<Region>``, or a body-less 301/400 answer to a HEAD. The region comes from
     ``x-amz-bucket-region``, else the error's ``<Region>``.
     """
-    fields = _error_fields(body)
+    return _redirect(status_code, headers, body, _error_fields(body), head=head)
+
+
+def _redirect(
+    status_code: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    fields: Mapping[str, str],
+    *,
+    head: bool,
+) -> Redirect | None:
     code = fields.get("Code", "")
     region_field = fields.get("Region") or None
     is_redirect = (

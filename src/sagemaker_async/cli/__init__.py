@@ -1,8 +1,9 @@
 """The ``sagemaker-async`` command line (``python -m sagemaker_async`` too).
 
 Commands: ``invoke-endpoint-async`` (the AWS CLI's, plus ``--wait``), ``wait``, ``get``,
-``batch``, ``demo`` and ``local serve``. The library never imports this package, and this
-package imports the client only when a command runs, so neither slows the other down.
+``batch``, ``demo`` and ``local serve``. The library never imports this package. Each
+command's own modules (the batch engine, the local endpoint, ...) are imported only when
+that command runs; ``--help`` needs only the parser and the table of options.
 """
 
 from __future__ import annotations

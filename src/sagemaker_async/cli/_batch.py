@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..options import MAX_INLINE_BODY
 from ._aimd import AdaptiveLimit, Slot
 from ._errors import CliError, Redactor, describe
 from ._manifest import Item, upload_uri
@@ -31,11 +32,14 @@ from ._progress import Counters, Progress
 from ._record import FINAL_OUTCOMES, ItemState, RecordFile
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .. import AsyncInvocation, InferenceResult
+    from ..options import InvokeOptions
 
 __all__ = ["Batch", "BatchClient", "BatchSettings"]
 
-INLINE_LIMIT = 128_000
+INLINE_LIMIT = MAX_INLINE_BODY  # what can go inline: the model's limit, from the table
 MAX_THROTTLE_ROUNDS = 10
 THROTTLE_BASE_DELAY = 1.0
 THROTTLE_MAX_DELAY = 20.0
@@ -52,14 +56,7 @@ class BatchClient(Protocol):
         input_location: str | None = None,
         *,
         body: bytes | None = None,
-        content_type: str | None = None,
-        accept: str | None = None,
-        custom_attributes: str | None = None,
-        inference_id: str | None = None,
-        s3_output_path_extension: str | None = None,
-        filename: str | None = None,
-        request_ttl_seconds: int | None = None,
-        invocation_timeout_seconds: int | None = None,
+        **options: Unpack[InvokeOptions],
     ) -> AsyncInvocation: ...
 
     async def upload_input(

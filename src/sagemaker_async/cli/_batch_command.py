@@ -88,7 +88,7 @@ def _graceful_signals(batch: Batch, progress: Progress) -> Iterator[list[int]]:
 
 
 async def run_batch(args: argparse.Namespace, streams: Streams) -> int:
-    from .._results import DEFAULT_POLL_INTERVAL
+    from .. import DEFAULT_POLL_INTERVAL
     from ._s3list import list_uris
 
     _check_options(args)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..options import OPTION_FIELDS
 from ._common import (
     Streams,
     check_outfile,
@@ -49,7 +50,7 @@ def _check_wait_options(args: argparse.Namespace) -> None:
 
 async def run_invoke(args: argparse.Namespace, streams: Streams) -> int:
     """Queue the inference; print the AWS CLI's JSON, or with ``--wait`` the result."""
-    from .._results import DEFAULT_POLL_INTERVAL
+    from .. import DEFAULT_POLL_INTERVAL
 
     _check_wait_options(args)
     if args.wait:
@@ -60,14 +61,7 @@ async def run_invoke(args: argparse.Namespace, streams: Streams) -> int:
             args.endpoint_name,
             args.input_location,
             body=body,
-            content_type=args.content_type,
-            accept=args.accept,
-            custom_attributes=args.custom_attributes,
-            inference_id=args.inference_id,
-            s3_output_path_extension=args.s3_output_path_extension,
-            filename=args.filename,
-            request_ttl_seconds=args.request_ttl_seconds,
-            invocation_timeout_seconds=args.invocation_timeout_seconds,
+            **{option.name: getattr(args, option.name) for option in OPTION_FIELDS},
         )
         if not args.wait or args.outfile not in (None, "-"):
             # Without --wait, or with the body going to a file, standard output gets the
@@ -132,8 +126,7 @@ def _invocation(args: argparse.Namespace) -> tuple[str, str, str | None]:
 
 async def run_wait(args: argparse.Namespace, streams: Streams) -> int:
     """Wait for the output (or the failure) of an earlier invocation; write the body."""
-    from .. import AsyncInvocation
-    from .._results import DEFAULT_POLL_INTERVAL
+    from .. import DEFAULT_POLL_INTERVAL, AsyncInvocation
 
     inference_id, output, failure = _invocation(args)
     check_outfile(args.outfile)

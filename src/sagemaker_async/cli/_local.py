@@ -1,4 +1,5 @@
-"""``local serve``: the local endpoint from the main command line.
+"""``local serve``: the local endpoint from the command line — the one implementation,
+behind both ``sagemaker-async local serve`` and ``python -m sagemaker_async.local serve``.
 
 The endpoint lives in the optional ``local`` extra (it brings moto's S3); without it the
 command says how to install it instead of failing on an import deep inside.
@@ -37,11 +38,13 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
     """
     s3_endpoint_url = getattr(args, "s3_endpoint_url", None)
     require_local_extra(needs_moto=s3_endpoint_url is None)
-    from ..local import serve
-    from ..local._endpoint import DEFAULT_CONCURRENCY
-    from ..local._handlers import ModelServerUnavailable
-    from ..local._serve import run_until_signalled
-    from ..local._storage import StorageError
+    from ..local import (
+        DEFAULT_CONCURRENCY,
+        ModelServerUnavailable,
+        StorageError,
+        run_until_signalled,
+        serve,
+    )
 
     if not args.quiet:
         handler = logging.StreamHandler(streams.stderr)

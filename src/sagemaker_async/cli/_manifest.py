@@ -24,21 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..options import OPTION_FIELDS
 from ._errors import UsageError
 
 __all__ = ["ITEM_OPTIONS", "Item", "items_from_uris", "load_manifest", "upload_uri"]
 
 # Per-item options: the invoke's keyword arguments a manifest line may set.
-_STRING_OPTIONS = (
-    "content_type",
-    "accept",
-    "custom_attributes",
-    "inference_id",
-    "filename",
-    "s3_output_path_extension",
-)
-_INT_OPTIONS = ("request_ttl_seconds", "invocation_timeout_seconds")
-ITEM_OPTIONS = frozenset(_STRING_OPTIONS + _INT_OPTIONS)
+_ITEM_FIELDS = tuple(option for option in OPTION_FIELDS if option.manifest)
+ITEM_OPTIONS = frozenset(option.name for option in _ITEM_FIELDS)
 _S3_SCHEMES = ("s3://", "https://")
 
 
@@ -75,18 +68,16 @@ def _options(where: str, document: Mapping[str, Any]) -> dict[str, Any]:
         known = ", ".join(sorted(ITEM_OPTIONS))
         raise _fail(where, f"unknown key {unknown[0]!r}; a line may set input and {known}")
     options: dict[str, Any] = {}
-    for name in _STRING_OPTIONS:
-        value = document.get(name)
-        if value is not None and not isinstance(value, str):
-            raise _fail(where, f"{name} must be a string")
-        if value is not None:
-            options[name] = value
-    for name in _INT_OPTIONS:
-        value = document.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise _fail(where, f"{name} must be a whole number")
-        if value is not None:
-            options[name] = value
+    for option in _ITEM_FIELDS:
+        value = document.get(option.name)
+        if value is None:
+            continue
+        if option.wire_type == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _fail(where, f"{option.name} must be a whole number")
+        elif not isinstance(value, str):
+            raise _fail(where, f"{option.name} must be a string")
+        options[option.name] = value
     return options
 
 
@@ -129,9 +120,8 @@ def _check_item(
     inline_limit: int,
 ) -> None:
     """What the client would refuse, refused now, before the first request of the batch."""
-    from .._params import validate_invoke
-    from .._s3 import parse_s3_uri
-    from ..errors import ParamValidationError
+    from .. import ParamValidationError, parse_s3_uri
+    from ..options import validate_invoke
 
     try:
         if item.s3_uri is not None:

@@ -1,7 +1,8 @@
 """The command line's grammar: argparse only, and nothing heavier imported here.
 
-``--help`` and usage errors must answer at once, so this module imports only the standard
-library; the commands import the client when they run.
+``--help`` and usage errors must answer at once, so besides the standard library this
+module reads only the table of InvokeEndpointAsync options (pure data); the commands
+import the rest when they run.
 
 The options of ``invoke-endpoint-async`` are the AWS CLI's own names for the operation
 (the model's members in kebab-case), and the AWS CLI's global options (``--region``,
@@ -16,9 +17,12 @@ import math
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from .._version import __version__
+from .. import __version__
+from ..options import INVOKE_FIELDS, OPTION_FIELDS
 
 __all__ = ["PROG", "build_parser"]
+
+INPUT_LOCATION = next(f for f in INVOKE_FIELDS if f.name == "input_location")
 
 PROG = "sagemaker-async"
 
@@ -166,22 +170,21 @@ def _add_invoke(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     parser.add_argument("--endpoint-name", required=True, metavar="NAME")
     payload = parser.add_mutually_exclusive_group(required=True)
-    payload.add_argument("--input-location", metavar="S3URI", help="s3://bucket/key of the input")
+    payload.add_argument(
+        INPUT_LOCATION.cli_flag, metavar=INPUT_LOCATION.metavar, help=INPUT_LOCATION.help
+    )
     payload.add_argument(
         "--body",
         metavar="BODY",
         help="inline payload (<= 128,000 bytes): fileb://PATH, file://PATH, or the text itself",
     )
-    parser.add_argument("--content-type", metavar="TYPE")
-    parser.add_argument("--accept", metavar="TYPE")
-    parser.add_argument(
-        "--custom-attributes", metavar="STRING", help="passed to the model; never printed"
-    )
-    parser.add_argument("--inference-id", metavar="ID")
-    parser.add_argument("--s3-output-path-extension", metavar="PATH")
-    parser.add_argument("--filename", metavar="NAME")
-    parser.add_argument("--request-ttl-seconds", type=int, metavar="N")
-    parser.add_argument("--invocation-timeout-seconds", type=int, metavar="N")
+    for option in OPTION_FIELDS:
+        parser.add_argument(
+            option.cli_flag,
+            type=int if option.wire_type == "integer" else str,
+            metavar=option.metavar,
+            help=option.help,
+        )
     parser.add_argument(
         "--cli-binary-format",
         choices=("raw-in-base64-out", "base64"),
@@ -288,12 +291,14 @@ def _add_batch(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="upload local files too large to send inline (> 128,000 bytes) under this prefix",
     )
     defaults = parser.add_argument_group("defaults for every item (a manifest line may override)")
-    defaults.add_argument("--content-type", metavar="TYPE")
-    defaults.add_argument("--accept", metavar="TYPE")
-    defaults.add_argument("--custom-attributes", metavar="STRING", help="never printed")
-    defaults.add_argument("--s3-output-path-extension", metavar="PATH")
-    defaults.add_argument("--request-ttl-seconds", type=int, metavar="N")
-    defaults.add_argument("--invocation-timeout-seconds", type=int, metavar="N")
+    for option in OPTION_FIELDS:
+        if option.batch_default:
+            defaults.add_argument(
+                option.cli_flag,
+                type=int if option.wire_type == "integer" else str,
+                metavar=option.metavar,
+                help="never printed" if option.sensitive else None,
+            )
     parser.add_argument(
         "--max-errors",
         type=_non_negative_int,

@@ -20,11 +20,21 @@ our client, boto3 and the AWS CLI all work against it unchanged::
             invocation = await client.invoke_endpoint_async("my-endpoint", body=b"hi")
 """
 
-from ._endpoint import LocalEndpoint
-from ._handlers import Handler, InvocationAttributes
-from ._serve import serve
+from ._endpoint import DEFAULT_CONCURRENCY, LocalEndpoint
+from ._handlers import Handler, InvocationAttributes, ModelServerUnavailable
+from ._serve import run_until_signalled, serve
+from ._storage import StorageError
 
-__all__ = ["Handler", "InvocationAttributes", "LocalEndpoint", "serve"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "Handler",
+    "InvocationAttributes",
+    "LocalEndpoint",
+    "ModelServerUnavailable",
+    "StorageError",
+    "run_until_signalled",
+    "serve",
+]
 
 for _name in ("InvocationAttributes", "LocalEndpoint"):
     globals()[_name].__module__ = __name__

@@ -27,8 +27,8 @@ from urllib.parse import unquote
 import certifi
 import httpx
 
-from .._params import MAX_INLINE_BODY
-from .._signing import FrozenCredentials
+from ..options import MAX_INLINE_BODY
+from ..signing import FrozenCredentials
 from . import _responses
 from ._handlers import (
     ISOLATIONS,

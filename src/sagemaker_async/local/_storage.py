@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from .._signing import FrozenCredentials, SigV4Signer, format_amz_date
+from ..signing import FrozenCredentials, SigV4Signer, format_amz_date
 from ._http import Request, Response
 
 __all__ = [

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from .._params import MAX_INLINE_BODY
+from ..options import MAX_INLINE_BODY
 
 __all__ = ["INVOKE_PATH", "InvalidRequest", "Invocation", "parse_invocation"]
 
