@@ -8,7 +8,7 @@ OLDEST_BOTOCORE := 1.31.0
 OLD_VENV := .venv-oldest
 OLD_PY   := $(OLD_VENV)/bin/python
 
-.PHONY: test test-oldest test-py310 lint format format-check demo bench bench-notify clean
+.PHONY: test test-oldest test-py310 lint format format-check demo dist bench bench-notify clean
 
 # Branch coverage of the whole suite; the floor is the figure when it was set, rounded down:
 # raise it as coverage grows, never lower it to let a change through.
@@ -66,6 +66,20 @@ format: $(STAMP)
 format-check: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench scripts
 
+# The sdist and the wheel, checked as PyPI checks them (twine: metadata, the description
+# renders), and the license inside the wheel.
+# In a venv of its own: twine's readme-renderer and the AWS CLI of the test group want
+# different docutils.
+DIST_VENV := .venv-dist
+dist:
+	test -x $(DIST_VENV)/bin/python || ($(PYTHON) -m venv $(DIST_VENV) && $(DIST_VENV)/bin/python -m pip install -q --upgrade pip)
+	$(DIST_VENV)/bin/python -m pip install -q --group release
+	rm -rf dist
+	$(DIST_VENV)/bin/python -m build --outdir dist .
+	$(DIST_VENV)/bin/python -m twine check --strict dist/*
+	$(DIST_VENV)/bin/python -m zipfile -l dist/*.whl | grep -q 'dist-info/licenses/LICENSE'
+	tar -tzf dist/*.tar.gz | grep -q '^[^/]*/LICENSE$$'
+
 # Against aiobotocore, boto3 and a raw-asyncio client, in a venv of its own (aiobotocore pins
 # botocore narrowly). `make bench BENCH_ARGS=--quick` for a one-minute indicative run.
 bench:
@@ -79,4 +93,4 @@ bench-notify: $(VENV)/.installed-local
 	$(PY) -m bench.notify $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(OLD_VENV) $(PY310_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(VENV) $(OLD_VENV) $(PY310_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov dist $(DIST_VENV)

@@ -1,11 +1,11 @@
 """The import contract of sagemaker_async, checked from the source with ``ast`` (no imports run).
 
 The folders are the layers: ``_protocol/`` is the pure layer, ``_io/`` the I/O layer on top
-of it, ``_client.py`` the facade on top of both, ``cli/`` and ``local/`` the front ends. Four
-rules, so the layers stay what the README says they are:
+of it, ``_client.py`` the facade on top of both, ``cli/``, ``local/`` and ``pytest_plugin``
+the front ends. Five rules, so the layers stay what the README says they are:
 
-1. The core never imports the front ends (``cli/``, ``local/``; ``__main__`` belongs to the
-   command line).
+1. The core never imports the front ends (``cli/``, ``local/``, ``pytest_plugin``;
+   ``__main__`` belongs to the command line).
 2. A front end imports only public names of the core or of another front end: no module
    whose dotted path has a segment starting with ``_``, no name starting with ``_``, and,
    where the module lists ``__all__``, only names in it (or public submodules).
@@ -45,7 +45,8 @@ __all__ = [
     "check",
 ]
 
-FRONT_ENDS = frozenset({"cli", "local"})
+# pytest_plugin: the fixtures over the local endpoint, loaded by pytest, never by the core.
+FRONT_ENDS = frozenset({"cli", "local", "pytest_plugin"})
 # The layers' packages, and the facade above them (dotted names under the package).
 PURE_PACKAGE = "_protocol"
 IO_PACKAGE = "_io"

@@ -116,6 +116,15 @@ def interrupt(process: asyncio.subprocess.Process) -> None:
     process.send_signal(signal.SIGINT)
 
 
+def queued_then(stderr: str, inference_id: str | None = None) -> str:
+    """``invoke-endpoint-async --wait`` says the inference id first: check it, return the rest."""
+    first, _, rest = stderr.partition("\n")
+    assert first.startswith("sagemaker-async: queued inference "), stderr
+    if inference_id is not None:
+        assert f" {inference_id};" in first, stderr
+    return rest
+
+
 def assert_one_error_line(stderr: str, *needles: str) -> str:
     """Exactly one line, ``sagemaker-async: error: ...``, holding every needle; no traceback."""
     lines = stderr.splitlines()

@@ -25,6 +25,7 @@ from cli_support import (
     cli_env,
     finish,
     interrupt,
+    queued_then,
     read_line_containing,
     run_cli,
     start_cli,
@@ -178,7 +179,10 @@ async def test_a_failed_inference_is_one_line_and_exit_1(local: Local) -> None:
     assert result.returncode == 1
     assert result.stdout == b""
     assert_one_error_line(
-        result.stderr, "InferenceFailedError", local.endpoint.failure_path, "cannot read this"
+        queued_then(result.stderr),
+        "InferenceFailedError",
+        local.endpoint.failure_path,
+        "cannot read this",
     )
 
 
@@ -412,7 +416,12 @@ async def test_local_serve_prints_exports_serves_and_stops_on_sigterm(tmp_path: 
             for line in said
             if line.startswith("export ")
         )
-        assert set(exports) == {"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "AWS_ENDPOINT_URL_S3"}
+        # Signatures are checked (--credentials): no dummy keys are suggested.
+        assert set(exports) == {
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+            "AWS_ENDPOINT_URL_S3",
+            "AWS_DEFAULT_REGION",
+        }
         client_env = {
             **env,
             **exports,
@@ -479,3 +488,82 @@ async def test_demo_runs_end_to_end_with_no_aws_environment(tmp_path: Path) -> N
     assert "#4 notified     queued -> done" in text  # waited on the SNS -> SQS notification
     assert "no S3 polling" in text
     assert result.stderr == ""
+
+
+# -- the first hour: what a newcomer hit (issue 14) ------------------------------------------
+
+
+async def test_wait_says_the_inference_id_as_soon_as_it_is_queued(local: Local) -> None:
+    # The model is held: the id must be on stderr while the wait is still going, so an
+    # interrupted or failed wait never loses it.
+    process = await start_cli(
+        "invoke-endpoint-async", "--endpoint-name", "gated", "--body", "abc",
+        "--inference-id", "held-1", "--wait", "--poll-interval", "0.02",
+        env=local.env,
+    )  # fmt: skip
+    assert process.stderr is not None
+    line = await read_line_containing(process.stderr, "queued inference")
+    assert f"queued inference held-1; waiting for {local.endpoint.output_path}/held-1.out" in line
+    local.gate.set()
+    result = await finish(process)
+    assert (result.returncode, result.stdout) == (0, b"cba"), result.stderr
+
+
+async def test_a_bad_outfile_is_refused_before_anything_is_sent(
+    local: Local, tmp_path: Path
+) -> None:
+    missing_folder = tmp_path / "no-such-folder" / "result.json"
+    result = await run_cli(
+        "invoke-endpoint-async", "--endpoint-name", "echo", "--body", "x",
+        "--wait", "--outfile", str(missing_folder),
+        env=local.env,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert_one_error_line(result.stderr, "cannot write --outfile", "no folder")
+    assert local.endpoint.invocation_count("echo") == 0
+    a_folder = await run_cli(
+        "wait", "--output-location", f"{local.endpoint.output_path}/never.out",
+        "--outfile", str(tmp_path),
+        env=local.env,
+    )  # fmt: skip
+    assert a_folder.returncode == 2
+    assert_one_error_line(a_folder.stderr, "cannot write --outfile", "is a directory")
+
+
+async def test_the_dummy_secret_never_garbles_names_in_messages(local: Local) -> None:
+    # With the secret key `test` (as the local endpoint suggests) and `local` in a custom
+    # attribute, names containing them are printed as they are.
+    env = {**local.env, "AWS_SECRET_ACCESS_KEY": "test"}
+    result = await run_cli(
+        "invoke-endpoint-async", "--endpoint-name", "latest-model", "--body", "x",
+        "--custom-attributes", "local",
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert_one_error_line(result.stderr, "Endpoint latest-model of account")
+    assert "****" not in result.stderr
+
+
+async def test_local_serve_out_of_range_port_is_a_usage_error(tmp_path: Path) -> None:
+    result = await run_cli(
+        "local", "serve", "--endpoint", "e=sagemaker_async.local.demo_models:echo_upper",
+        "--port", "99999",
+        env=cli_env(None, tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "a port is 0 to 65535, got 99999" in result.stderr
+    assert "unexpected" not in result.stderr
+
+
+async def test_local_serve_with_an_unreachable_model_server_says_so(tmp_path: Path) -> None:
+    for debug in ([], ["--debug"]):
+        result = await run_cli(
+            "local", "serve", "--endpoint", "m=http://127.0.0.1:9", *debug,  # discard port
+            env=cli_env(None, tmp_path),
+        )  # fmt: skip
+        assert result.returncode == 1
+        last = result.stderr.splitlines()[-1]
+        assert last.startswith("sagemaker-async: error: cannot serve: model server"), last
+        assert "is not reachable" in last
+        assert "unexpected" not in result.stderr
+        assert "--debug" not in result.stderr

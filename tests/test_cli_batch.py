@@ -297,12 +297,36 @@ async def test_too_many_errors_stop_the_batch_with_exit_1(local: Local, tmp_path
     assert result.returncode == 1
     assert json.loads(result.stdout)["errors"] == 3
     assert_one_error_line(
-        result.stderr, "stopped after 3 items", "ValidationError (HTTP 400)", "no-such-endpoint"
+        result.stderr,
+        "stopped: more than 2 items could not be submitted",
+        "errors in all: 3 ",
+        "ValidationError (HTTP 400)",
+        "no-such-endpoint",
     )
     entries = records(record)
     assert len(entries) == 3
     assert all(entry["submitted"] is False for entry in entries)
     assert "no-such-endpoint" in entries[0]["error"]
+
+
+async def test_the_stop_message_counts_the_errors_of_requests_still_in_flight(
+    local: Local, tmp_path: Path
+) -> None:
+    # Four in flight at once: when the third error stops the batch, the others still end
+    # in errors; the stop message, the summary and the record must agree on the count.
+    (tmp_path / "x.txt").write_text("x")
+    manifest = write_manifest(tmp_path, ["x.txt"] * 12)
+    record = tmp_path / "record.jsonl"
+    result = await run_cli(
+        "batch", "--endpoint-name", "no-such-endpoint", "--manifest", str(manifest),
+        "--record", str(record), "--concurrency", "4", "--max-errors", "2", "--quiet",
+        env=local.env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    errors = json.loads(result.stdout)["errors"]
+    assert errors >= 3
+    assert_one_error_line(result.stderr, f"errors in all: {errors} (as in the summary)")
+    assert len(records(record)) == errors
 
 
 def _read_all(fd: int) -> bytes:

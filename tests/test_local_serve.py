@@ -15,7 +15,7 @@ import pytest
 
 from sagemaker_async import AsyncInferenceClient
 from sagemaker_async.local import InvocationAttributes, serve
-from sagemaker_async.local._serve import parse_endpoint_specs
+from sagemaker_async.local._serve import banner, parse_endpoint_specs
 from sagemaker_async.local.demo_models import always_fails, echo_upper, sentiment
 from test_local_support import KEY, REGION, SECRET, warm_moto
 
@@ -54,9 +54,12 @@ async def test_serve_prints_the_exports_first_then_serves_until_cancelled() -> N
     assert runtime.startswith("export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:")
     url = runtime.split("=", 1)[1]
     assert s3 == f"export AWS_ENDPOINT_URL_S3={url}"
-    assert "demo, sentiment" in lines[2]
-    assert "s3://sagemaker-async-local/output" in lines[3]
-    assert all(line.startswith("#") for line in lines[2:])  # harmless if eval'd by a shell
+    exports = [line for line in lines if line.startswith("export ")]
+    assert lines[: len(exports)] == exports  # every export line first, then comments
+    comments = lines[len(exports) :]
+    assert "demo, sentiment" in comments[0]
+    assert "s3://sagemaker-async-local/output" in comments[1]
+    assert all(line.startswith("#") for line in comments)  # harmless if eval'd by a shell
     assert not any(secret in line for line in lines)
 
     async with AsyncInferenceClient(
@@ -206,3 +209,69 @@ async def test_sentiment_fails_on_empty_or_non_text(payload: bytes) -> None:
 def test_always_fails() -> None:
     with pytest.raises(RuntimeError, match="always fails"):
         always_fails(b"x")
+
+
+# -- the banner: every line an SDK needs, nothing it does not -------------------------------
+
+
+class _Started:
+    endpoint_url = s3_endpoint_url = "http://127.0.0.1:4000"
+    endpoint_names = ("e",)
+    output_path = "s3://b-out/output"
+    failure_path = "s3://b-out/failure"
+    region = "us-east-1"
+    queue_url: str | None = None
+    sqs_endpoint_url = "http://127.0.0.1:4000"
+
+
+def _exported(lines: list[str]) -> dict[str, str]:
+    pairs = [word.split("=", 1) for line in lines if line.startswith("export ")
+             for word in line.split()[1:]]  # fmt: skip
+    return dict(pairs)
+
+
+_URLS = {
+    "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": "http://127.0.0.1:4000",
+    "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4000",
+}
+_DUMMY = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "signed", "expected"),
+    [
+        # A clean shell: the served region as the AWS CLI v1 and boto3 read it, dummy keys.
+        ({}, False, {"AWS_DEFAULT_REGION": "us-east-1", **_DUMMY}),
+        # AWS_REGION naming another region is read first by our client and the AWS CLI v2.
+        ({"AWS_REGION": "eu-west-1"}, False,
+         {"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", **_DUMMY}),
+        # What is set right already is not repeated; keys of your own are never replaced.
+        ({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKID"}, False, {}),
+        ({"AWS_DEFAULT_REGION": "ap-south-1", "AWS_PROFILE": "dev"}, False,
+         {"AWS_DEFAULT_REGION": "us-east-1"}),
+        # Signatures checked: the keys are the user's own, never printed.
+        ({}, True, {"AWS_DEFAULT_REGION": "us-east-1"}),
+    ],
+)  # fmt: skip
+def test_the_banner_exports_what_an_sdk_needs(
+    environ: dict[str, str], signed: bool, expected: dict[str, str]
+) -> None:
+    lines = banner(_Started(), signed=signed, environ=environ)  # type: ignore[arg-type]
+    assert _exported(lines) == {**_URLS, **expected}
+    exports = [line for line in lines if line.startswith("export ")]
+    assert lines[: len(exports)] == exports
+    assert all(line.startswith("#") for line in lines[len(exports) :])
+
+
+def test_the_banner_exports_the_queue_and_a_region_given_to_serve() -> None:
+    started = _Started()
+    started.region = "eu-central-1"
+    started.queue_url = "http://127.0.0.1:4000/123456789012/q"
+    lines = banner(started, signed=True, environ={})  # type: ignore[arg-type]
+    assert _exported(lines) == {
+        **_URLS,
+        "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:4000",
+        "SAGEMAKER_ASYNC_QUEUE_URL": "http://127.0.0.1:4000/123456789012/q",
+        "AWS_DEFAULT_REGION": "eu-central-1",
+    }
+    assert any("for region eu-central-1" in line for line in lines)

@@ -222,7 +222,7 @@ class SignedSender:
                 # Not a network failure worth another attempt, and not ours to let escape:
                 # a closed or misused transport, an httpx error outside TransportError.
                 raise TransportError(
-                    f"{operation} to {url.host} failed after {attempt} attempt(s): "
+                    f"{operation} to {url.host} failed after {_attempts(attempt)}: "
                     f"{type(exc).__name__}: {_safe_detail(exc)}",
                     attempts=attempt,
                 ) from exc
@@ -245,7 +245,7 @@ class SignedSender:
                 )
                 if not cost:
                     raise TransportError(
-                        f"{operation} to {url.host} failed after {attempt} attempt(s): "
+                        f"{operation} to {url.host} failed after {_attempts(attempt)}: "
                         f"{type(exc).__name__}: {_safe_detail(exc)}",
                         attempts=attempt,
                     ) from exc
@@ -403,3 +403,7 @@ async def read_whole(response: httpx.Response, body_limit: int | None = None) ->
         )
     # httpx keeps a read body here; ours is the raw one, so no decoder ever runs.
     response._content = content
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"

@@ -356,8 +356,10 @@ class Batch:
         except (SageMakerAsyncError, OSError) as exc:
             self._record_error(item, exc)
             if self.counters.errors > self._settings.max_errors:
+                # No count here: the invocations still in flight may add errors, and the
+                # final message and the summary count them all.
                 self.stop(
-                    f"stopped after {self.counters.errors} items could not be submitted "
+                    f"more than {self._settings.max_errors} items could not be submitted "
                     f"(--max-errors {self._settings.max_errors})"
                 )
         except asyncio.CancelledError:
@@ -372,7 +374,7 @@ class Batch:
 
     def _record_error(self, item: Item, exc: BaseException) -> None:
         self.counters.errors += 1
-        self.last_error = self._redact(describe(exc))
+        self.last_error = describe(exc, self._redact)
         try:
             self._record.append(self._entry(item, submitted=False, error=self.last_error))
         except CliError as write_error:
@@ -404,7 +406,7 @@ class Batch:
                 fields = {"outcome": "timeout"}
             except (SageMakerAsyncError, OSError) as exc:
                 self.counters.errors += 1
-                self.last_error = self._redact(describe(exc))
+                self.last_error = describe(exc, self._redact)
                 fields = {"outcome": "error", "error": self.last_error}
             except asyncio.CancelledError:
                 raise

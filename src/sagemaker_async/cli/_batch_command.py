@@ -67,11 +67,7 @@ def _graceful_signals(batch: Batch, progress: Progress) -> Iterator[list[int]]:
     def on_signal(signum: int) -> None:
         received.append(signum)
         if len(received) == 1:
-            in_flight = batch.in_flight
-            progress.message(
-                f"sagemaker-async: stopping: waiting for {in_flight} request(s) in flight to be "
-                "recorded (Ctrl-C again to abort them)"
-            )
+            progress.message(_stopping_message(batch.in_flight))
             batch.stop("interrupted")
         elif task is not None:
             batch.hard_stopped_in_flight = batch.in_flight
@@ -153,7 +149,7 @@ async def run_batch(args: argparse.Namespace, streams: Streams) -> int:
                         raise
                     lost = batch.hard_stopped_in_flight
                     raise Interrupted(
-                        f"aborted with {lost} request(s) in flight: they may have been "
+                        f"aborted with {_requests(lost)} in flight: they may have been "
                         f"submitted without being recorded in {args.record}, and a rerun "
                         "would send them again"
                         if lost
@@ -167,12 +163,27 @@ async def run_batch(args: argparse.Namespace, streams: Streams) -> int:
         )
         return EXIT_TERMINATED if received[0] == signal.SIGTERM else EXIT_INTERRUPTED
     if batch.stop_reason is not None:
+        # The counts are the summary's, taken after the last invocation in flight ended.
         streams.stderr.write(
-            f"sagemaker-async: error: {batch.stop_reason}; the last error: {batch.last_error}\n"
+            f"sagemaker-async: error: stopped: {batch.stop_reason}; errors in all: "
+            f"{counters.errors} (as in the summary); the last error: {batch.last_error}\n"
         )
         return EXIT_FAILURE
     unfinished = counters.errors + counters.failed + counters.timeouts
     return EXIT_FAILURE if unfinished else 0
+
+
+def _requests(count: int) -> str:
+    return "1 request" if count == 1 else f"{count} requests"
+
+
+def _stopping_message(in_flight: int) -> str:
+    if not in_flight:
+        return "sagemaker-async: stopping: no request in flight; finishing"
+    return (
+        f"sagemaker-async: stopping: waiting for the {_requests(in_flight)} in flight to be "
+        "recorded (Ctrl-C again to abort them)"
+    )
 
 
 class _ListeningClient:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Streams",
+    "check_outfile",
     "invocation_json",
     "load_body",
     "make_client",
@@ -88,6 +89,27 @@ def write_json(stream: BinaryIO, document: object) -> None:
     text = json.dumps(document, indent=4, ensure_ascii=False) + "\n"
     stream.write(text.encode("utf-8"))
     stream.flush()
+
+
+def check_outfile(outfile: str | None) -> None:
+    """Fail before anything is sent when ``--outfile`` cannot be written.
+
+    Nothing is created or truncated here: a wait that fails leaves an existing file as it was.
+    """
+    if outfile is None or outfile == "-":
+        return
+    path = Path(outfile)
+    if path.is_dir():
+        raise UsageError(f"cannot write --outfile {outfile}: it is a directory")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"cannot write --outfile {outfile}: permission denied")
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write --outfile {outfile}: no folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write --outfile {outfile}: folder {folder} is not writable")
 
 
 def write_body(body: bytes, outfile: str | None, stdout: BinaryIO) -> None:

@@ -5,9 +5,12 @@
     2    bad usage or a bad parameter: nothing was sent
     130  interrupted (Ctrl-C); 143 for SIGTERM
 
-A traceback only with ``--debug``. Whatever is printed passes through a ``Redactor`` that
-knows the secrets of this run (the secret key, the session token, the custom attributes,
-a local endpoint's secret), so even a message from a dependency cannot show one.
+A traceback only with ``--debug``. Our messages and the library's never contain a secret
+(the library promises it, and tests hold it to that), so they are printed as they are:
+masking them would only garble innocent text (with the dummy secret ``test``,
+``latest-model`` once printed as ``la****-model``). Text we do not control — an unexpected
+exception's message, a ``--debug`` traceback or log line — passes through a ``Redactor``
+that knows the secrets of this run and masks them where they stand as whole tokens.
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ EXIT_TERMINATED = 143
 _MASK = "****"
 # Shorter values are not worth masking: replacing them would garble innocent text.
 _MIN_SECRET = 4
+# A short secret is masked only where it stands whole, not inside a longer word, name or
+# key: ``test`` never touches ``latest-model``, ``contest.out`` or ``test-inputs/``. A long
+# one (a real secret key, a session token) cannot be part of innocent text by chance, so it
+# is masked wherever it occurs, glued to ``=`` or ``/`` or not.
+_NAME_CHARS = r"A-Za-z0-9_.\-"
+_ALWAYS_MASKED = 16
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 _NEWLINES = re.compile(r"\s*[\r\n]+\s*")
 _MAX_LINE = 2000
@@ -66,10 +75,11 @@ class Interrupted(CliError):
 
 
 class Redactor:
-    """Masks every known secret in text that is about to be shown."""
+    """Masks every known secret, where it stands as a whole token, in text we do not control."""
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
         for secret in secrets:
             self.add(secret)
 
@@ -79,15 +89,23 @@ class Redactor:
             self.add(env.get(name))
 
     def add(self, secret: str | None) -> None:
-        if secret and len(secret) >= _MIN_SECRET:
+        if secret and len(secret) >= _MIN_SECRET and secret not in self._secrets:
             self._secrets.add(secret)
+            self._pattern = None
 
     def __call__(self, text: str) -> str:
-        # Longest first, so a secret that contains another is masked whole.
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, _MASK)
-        return text
+        if not self._secrets:
+            return text
+        if self._pattern is None:
+            # Longest first, so a secret that contains another is masked whole.
+            alternatives = "|".join(
+                re.escape(secret)
+                if len(secret) >= _ALWAYS_MASKED
+                else f"(?<![{_NAME_CHARS}]){re.escape(secret)}(?![{_NAME_CHARS}])"
+                for secret in sorted(self._secrets, key=len, reverse=True)
+            )
+            self._pattern = re.compile(alternatives)
+        return self._pattern.sub(_MASK, text)
 
 
 def exit_status(exc: BaseException) -> int:
@@ -103,11 +121,12 @@ def exit_status(exc: BaseException) -> int:
     return EXIT_FAILURE
 
 
-def describe(exc: BaseException) -> str:
+def describe(exc: BaseException, redact: Redactor | None = None, *, debug: bool = False) -> str:
     """One line saying what went wrong, in the library's own words where it has them.
 
     Service errors already read ``Code (HTTP status): message [request id]``; other errors
-    of the library are prefixed with their class, which is what a script greps for.
+    of the library are prefixed with their class, which is what a script greps for. Only
+    an unexpected exception (a bug, or a dependency's own words) goes through ``redact``.
     """
     from ..errors import SageMakerAsyncError, ServiceError
 
@@ -116,9 +135,13 @@ def describe(exc: BaseException) -> str:
     elif isinstance(exc, SageMakerAsyncError):
         text = f"{type(exc).__name__}: {exc}"
     elif isinstance(exc, OSError):
-        text = str(exc)
+        text = str(exc) or type(exc).__name__
     else:
-        text = f"unexpected {type(exc).__name__}: {exc} (run again with --debug for a traceback)"
+        text = f"unexpected {type(exc).__name__}: {exc}"
+        if redact is not None:
+            text = redact(text)
+        if not debug:
+            text += " (run again with --debug for a traceback)"
     text = _NEWLINES.sub(" | ", text.strip())
     if len(text) > _MAX_LINE:
         text = text[: _MAX_LINE - 3] + "..."
@@ -132,7 +155,7 @@ def report(exc: BaseException, *, prog: str, stderr: TextIO, redact: Redactor, d
     if isinstance(exc, KeyboardInterrupt):
         stderr.write(f"{prog}: interrupted\n")
     else:
-        stderr.write(f"{prog}: error: {redact(describe(exc))}\n")
+        stderr.write(f"{prog}: error: {describe(exc, redact, debug=debug)}\n")
     stderr.flush()
     return exit_status(exc)
 

@@ -12,10 +12,23 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..options import OPTION_FIELDS
-from ._common import Streams, invocation_json, load_body, make_client, write_body, write_json
+from ._common import (
+    Streams,
+    check_outfile,
+    invocation_json,
+    load_body,
+    make_client,
+    write_body,
+    write_json,
+)
 from ._errors import CliError, UsageError
+from ._parser import PROG
+
+if TYPE_CHECKING:
+    from .. import AsyncInvocation
 
 __all__ = ["run_get", "run_invoke", "run_wait"]
 
@@ -31,7 +44,8 @@ def _check_wait_options(args: argparse.Namespace) -> None:
         if value is not None
     ]
     if given and not args.wait:
-        raise UsageError(f"{', '.join(given)} only make sense with --wait")
+        verb = "is" if len(given) == 1 else "are"
+        raise UsageError(f"{', '.join(given)} {verb} only valid with --wait")
 
 
 async def run_invoke(args: argparse.Namespace, streams: Streams) -> int:
@@ -39,6 +53,8 @@ async def run_invoke(args: argparse.Namespace, streams: Streams) -> int:
     from .. import DEFAULT_POLL_INTERVAL
 
     _check_wait_options(args)
+    if args.wait:
+        check_outfile(args.outfile)  # before anything is sent, not after the whole wait
     body = None if args.body is None else load_body(args.body, args.cli_binary_format)
     async with make_client(args) as client:
         invocation = await client.invoke_endpoint_async(
@@ -53,6 +69,10 @@ async def run_invoke(args: argparse.Namespace, streams: Streams) -> int:
             write_json(streams.stdout, invocation_json(invocation))
         if not args.wait:
             return 0
+        # Said at once, on stderr: an interrupted or failed wait must not lose the id, and
+        # ``sagemaker-async wait`` can pick the invocation up again from these locations.
+        streams.stderr.write(_queued_line(invocation))
+        streams.stderr.flush()
         result = await client.wait_for_result(
             invocation,
             timeout=args.timeout,
@@ -60,6 +80,13 @@ async def run_invoke(args: argparse.Namespace, streams: Streams) -> int:
         )
     write_body(result.body, args.outfile, streams.stdout)
     return 0
+
+
+def _queued_line(invocation: AsyncInvocation) -> str:
+    return (
+        f"{PROG}: queued inference {invocation.inference_id}; "
+        f"waiting for {invocation.output_location}\n"
+    )
 
 
 def _read_invocation(source: str) -> dict[str, object]:
@@ -102,6 +129,7 @@ async def run_wait(args: argparse.Namespace, streams: Streams) -> int:
     from .. import DEFAULT_POLL_INTERVAL, AsyncInvocation
 
     inference_id, output, failure = _invocation(args)
+    check_outfile(args.outfile)
     invocation = AsyncInvocation(inference_id, output, failure, submitted_at=args.not_before)
     async with make_client(args) as client:
         if args.queue_url is not None:
@@ -122,6 +150,7 @@ async def run_get(args: argparse.Namespace, streams: Streams) -> int:
     from .. import AsyncInvocation
 
     inference_id, output, failure = _invocation(args)
+    check_outfile(args.outfile)
     async with make_client(args) as client:
         result = await client.poll_result(
             AsyncInvocation(inference_id, output, failure, submitted_at=args.not_before)

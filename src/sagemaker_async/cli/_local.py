@@ -38,7 +38,13 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
     """
     s3_endpoint_url = getattr(args, "s3_endpoint_url", None)
     require_local_extra(needs_moto=s3_endpoint_url is None)
-    from ..local import DEFAULT_CONCURRENCY, run_until_signalled, serve
+    from ..local import (
+        DEFAULT_CONCURRENCY,
+        ModelServerUnavailable,
+        StorageError,
+        run_until_signalled,
+        serve,
+    )
 
     if not args.quiet:
         handler = logging.StreamHandler(streams.stderr)
@@ -48,7 +54,7 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
         local_logger.setLevel(logging.INFO)
 
     def emit(line: str) -> None:
-        streams.stdout.write(streams.redact(line).encode("utf-8") + b"\n")
+        streams.stdout.write(line.encode("utf-8") + b"\n")
         streams.stdout.flush()
 
     try:
@@ -67,7 +73,10 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
                 include_response=args.include_response,
             )
         )
-    except ValueError as exc:  # a bad --endpoint, path or credentials: nothing started
+    except ValueError as exc:  # a bad --endpoint, path, port or credentials: nothing started
         raise UsageError(str(exc)) from None
+    except (ModelServerUnavailable, StorageError) as exc:
+        # --endpoint NAME=http://... is not up, or the S3 refuses to create the buckets
+        raise CliError(f"cannot serve: {exc}") from None
     except OSError as exc:  # the port is taken, ...
         raise CliError(f"cannot serve: {exc}") from None

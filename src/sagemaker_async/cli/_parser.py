@@ -346,6 +346,52 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.set_defaults(command="demo")
 
 
+# The local endpoint's default (``local._endpoint.DEFAULT_CONCURRENCY``), not imported: the
+# parser must not import the local endpoint; a test keeps the two equal.
+_DEFAULT_SERVE_CONCURRENCY = 4
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {value}")
+    return value
+
+
+def _serve_options() -> argparse.ArgumentParser:
+    """The global options as ``local serve`` shows them: only those that mean something to it.
+
+    Its ``--s3-endpoint-url`` is where it stores objects. It does not read
+    ``AWS_ENDPOINT_URL_S3``: that variable, once exported, points at this very server.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    # Accepted like on every command (a copied command line still parses), not shown: they
+    # mean nothing to a server.
+    for option in ("--profile", "--endpoint-url"):
+        parent.add_argument(option, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    group = parent.add_argument_group("global options")
+    group.add_argument(
+        "--region",
+        default=argparse.SUPPRESS,
+        help="the region served: signatures must be scoped to it, and the banner exports "
+        "it (default: us-east-1)",
+    )
+    group.add_argument(
+        "--s3-endpoint-url",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="store objects in this S3 instead of moto's, in-process (default); "
+        "AWS_ENDPOINT_URL_S3 is not read",
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and the library's DEBUG log",
+    )
+    return parent
+
+
 def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     local = commands.add_parser(
         "local",
@@ -356,7 +402,7 @@ def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = local.add_subparsers(dest="local_command", metavar="COMMAND", required=True)
     serve = actions.add_parser(
         "serve",
-        parents=[_global_options(suppress=True)],
+        parents=[_serve_options()],
         help="serve endpoints on 127.0.0.1 until Ctrl-C",
         description=(
             "Serve SageMaker async inference and S3 on one port of 127.0.0.1 until Ctrl-C. "
@@ -370,13 +416,13 @@ def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="NAME=TARGET",
         help="NAME=package.module:function or NAME=http://model-server (repeatable)",
     )
-    serve.add_argument("--port", type=_non_negative_int, default=None, help="default: a free one")
+    serve.add_argument("--port", type=_port, default=None, help="default: a free one")
     serve.add_argument(
         "--concurrency",
         type=_positive_int,
         default=None,
         metavar="N",
-        help="concurrent invocations per endpoint",
+        help=f"concurrent invocations per endpoint (default: {_DEFAULT_SERVE_CONCURRENCY})",
     )
     serve.add_argument("--output-path", metavar="S3URI", help="s3://bucket/prefix for outputs")
     serve.add_argument("--failure-path", metavar="S3URI", help="s3://bucket/prefix for failures")

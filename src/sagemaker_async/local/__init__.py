@@ -21,14 +21,17 @@ our client, boto3 and the AWS CLI all work against it unchanged::
 """
 
 from ._endpoint import DEFAULT_CONCURRENCY, LocalEndpoint
-from ._handlers import Handler, InvocationAttributes
+from ._handlers import Handler, InvocationAttributes, ModelServerUnavailable
 from ._serve import run_until_signalled, serve
+from ._storage import StorageError
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "Handler",
     "InvocationAttributes",
     "LocalEndpoint",
+    "ModelServerUnavailable",
+    "StorageError",
     "run_until_signalled",
     "serve",
 ]

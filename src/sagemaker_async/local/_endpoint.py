@@ -30,7 +30,15 @@ import httpx
 from ..options import MAX_INLINE_BODY
 from ..signing import FrozenCredentials
 from . import _responses
-from ._handlers import ISOLATIONS, Handler, InvocationAttributes, Runner, make_runner
+from ._handlers import (
+    ISOLATIONS,
+    Handler,
+    InvocationAttributes,
+    Runner,
+    check_http_url,
+    is_url,
+    make_runner,
+)
 from ._http import Admission, BodyRejected, Head, HttpServer, Limits, Request, Response
 from ._notify import Notifier, NotifyingStorage, is_long_poll, is_sqs
 from ._queue import (
@@ -56,6 +64,7 @@ MAX_S3_OTHER_BYTES = 20 * 1024 * 1024  # CompleteMultipartUpload of 10,000 parts
 _STOP_WRITE_SECONDS = 3.0  # of the 5 s a stop may take, for "endpoint stopped" objects
 _ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 _S3_PATH = re.compile(r"(s3|https)://[^/]+(/.*)?")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # Any credentials work against moto; these are what the local endpoint signs its own S3
 # requests with when it was given none.
 _MOTO_CREDENTIALS = FrozenCredentials("test", "test")
@@ -85,7 +94,18 @@ def _parse_credentials(credentials: str | tuple[str, str] | None) -> FrozenCrede
 def _check_path(name: str, value: str) -> str:
     if _S3_PATH.fullmatch(value) is None:
         raise ValueError(f"{name} must be an s3:// URI such as s3://bucket/prefix, got {value!r}")
+    if value.startswith("s3://"):
+        _check_bucket(f"{name} {value!r}", value[len("s3://") :].partition("/")[0])
     return value.rstrip("/")
+
+
+def _check_bucket(what: str, bucket: str) -> None:
+    """S3's naming rules, checked at once rather than as a failed CreateBucket at start."""
+    if _BUCKET.fullmatch(bucket) is None:
+        raise ValueError(
+            f"{what}: bucket {bucket!r} is not a valid S3 bucket name (3 to 63 lowercase "
+            "letters, digits, dots and hyphens, starting and ending with a letter or digit)"
+        )
 
 
 def _join(base: str, *parts: str | None) -> str:
@@ -148,8 +168,17 @@ class LocalEndpoint:
             self._concurrency[name] = limit
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0 (a free one) to 65535, got {port!r}")
+        for name, handler in endpoints.items():
+            if is_url(handler):
+                assert isinstance(handler, str)
+                check_http_url(f"endpoint {name}: model server", handler)
+        if s3_endpoint_url is not None:
+            check_http_url("s3_endpoint_url", s3_endpoint_url)
         self._handlers = dict(endpoints)
         self._bucket = bucket or f"sagemaker-async-local-{secrets.token_hex(4)}"
+        _check_bucket("bucket", self._bucket)
         self._output_path = _check_path("output_path", output_path or f"s3://{self._bucket}/output")
         self._failure_path = _check_path(
             "failure_path", failure_path or f"s3://{self._bucket}/failure"

@@ -31,8 +31,10 @@ __all__ = [
     "HandlerError",
     "InvocationAttributes",
     "ModelServerRunner",
+    "ModelServerUnavailable",
     "Output",
     "Runner",
+    "check_http_url",
     "load_handler",
     "make_runner",
 ]
@@ -72,6 +74,13 @@ class HandlerError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class ModelServerUnavailable(RuntimeError):
+    """A model server did not pass its health check at start: nothing was served.
+
+    A RuntimeError still, as before; the command line tells it apart from a bug.
+    """
 
 
 class Runner(Protocol):
@@ -223,12 +232,12 @@ class ModelServerRunner:
         try:
             response = await self._client.get(f"{self._url}/ping", timeout=10.0)
         except httpx.HTTPError as exc:
-            raise RuntimeError(
+            raise ModelServerUnavailable(
                 f"model server {self._url} is not reachable: GET /ping failed "
                 f"({type(exc).__name__}: {exc}); start it before the local endpoint"
             ) from exc
         if response.status_code != 200:
-            raise RuntimeError(
+            raise ModelServerUnavailable(
                 f"model server {self._url} failed its health check: "
                 f"GET /ping answered {response.status_code}, SageMaker needs 200"
             )
@@ -289,6 +298,24 @@ def load_handler(spec: str) -> Handler:
 
 def is_url(value: object) -> bool:
     return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def check_http_url(what: str, url: str) -> str:
+    """``url`` if it is an http(s) URL with a host and a valid port; else ``ValueError``.
+
+    Checked before anything starts: an impossible port otherwise surfaces as an
+    ``OverflowError`` deep inside a connection attempt.
+    """
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise ValueError(f"{what} {url!r} is not a valid URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"{what} {url!r} is not an http:// or https:// URL with a host")
+    if port is not None and not 0 < port <= 65535:
+        raise ValueError(f"{what} {url!r}: a port is 1 to 65535, got {port}")
+    return url
 
 
 ISOLATIONS = ("auto", "process", "in-process")

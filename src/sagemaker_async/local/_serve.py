@@ -1,7 +1,8 @@
 """``serve``: the long-running form of the local endpoint, for the command line.
 
-It prints the two ``export`` lines first — the same URL for SageMaker Runtime and for S3 —
-so that our client, boto3 and the AWS CLI in another shell all reach it once they are set,
+It prints the ``export`` lines first — the same URL for SageMaker Runtime and for S3, a
+region and, if needed, dummy keys — so that our client, boto3 and the AWS CLI in another
+shell all reach it once they are pasted,
 then serves until cancelled (Ctrl-C), and stops cleanly on the way out.
 """
 
@@ -14,16 +15,27 @@ import functools
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from ._endpoint import DEFAULT_CONCURRENCY, LocalEndpoint
-from ._handlers import Handler, is_url
+from ._handlers import Handler, check_http_url, is_url
 
-__all__ = ["DEFAULT_BUCKET", "parse_endpoint_specs", "run_until_signalled", "serve"]
+__all__ = [
+    "DEFAULT_BUCKET",
+    "DEFAULT_REGION",
+    "banner",
+    "parse_endpoint_specs",
+    "run_until_signalled",
+    "serve",
+]
 
 # The command line serves one process-wide S3 world, so a fixed, guessable bucket is best.
 DEFAULT_BUCKET = "sagemaker-async-local"
+# The region served when none is given (signatures must be scoped to it).
 DEFAULT_REGION = "us-east-1"
+# What the banner suggests when the environment has no credentials: signatures are not
+# checked, so these are as good as any, and they are what moto's own docs use.
+DUMMY_KEY = "test"
 
 # Flush each line: whoever reads the exports is usually on the other end of a pipe.
 _print_flushed = functools.partial(builtins.print, flush=True)
@@ -48,7 +60,9 @@ def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, str]:
             )
         if name in endpoints:
             raise ValueError(f"endpoint {name!r} is given twice")
-        if not is_url(target):
+        if is_url(target):
+            check_http_url(f"endpoint {name}: model server", target)
+        else:
             module_name, colon, attr_path = target.partition(":")
             if not colon or not module_name or not attr_path:
                 raise ValueError(
@@ -72,12 +86,14 @@ async def serve(
     region: str | None = None,
     notify: bool = False,
     include_response: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
     """Serve the named endpoints on 127.0.0.1 until cancelled.
 
     ``endpoints`` are ``NAME=package.module:function`` or ``NAME=http://model-server``;
     ``port`` None picks a free one. Bad arguments raise ``ValueError`` before anything
-    starts. The first two lines printed are the ``export`` lines.
+    starts. The ``export`` lines come first (see ``banner``); ``environ`` (default
+    ``os.environ``) is what they are judged against.
     """
     handlers: dict[str, Handler | str] = dict(parse_endpoint_specs(endpoints))
     # As ``python -m`` does: a handler module next to you imports (workers get our sys.path).
@@ -98,29 +114,58 @@ async def serve(
         include_response=include_response,
     )
     async with local:
-        print(f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={local.endpoint_url}")
-        print(f"export AWS_ENDPOINT_URL_S3={local.s3_endpoint_url}")
-        if local.queue_url is not None:
-            print(f"export AWS_ENDPOINT_URL_SQS={local.sqs_endpoint_url}")
-            print(f"export SAGEMAKER_ASYNC_QUEUE_URL={local.queue_url}")
-            print(
-                "# notifications go to that queue, SNS-wrapped: "
-                'sagemaker-async wait --queue-url "$SAGEMAKER_ASYNC_QUEUE_URL" ...'
-            )
-        print(f"# sagemaker-async local endpoint: {', '.join(local.endpoint_names)}")
-        print(f"# outputs in {local.output_path}, failures in {local.failure_path}")
-        if credentials is None:
-            print(
-                "# any credentials are accepted (signatures are not checked), e.g. "
-                "export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1"
-            )
-        else:
-            print(
-                "# every request (SageMaker Runtime and S3) must be signed with the "
-                f"--credentials key, for region {local.region}"
-            )
-        print("# Ctrl-C to stop")
+        for line in banner(
+            local,
+            signed=credentials is not None,
+            environ=os.environ if environ is None else environ,
+        ):
+            print(line)
         await asyncio.Event().wait()
+
+
+def banner(local: LocalEndpoint, *, signed: bool, environ: Mapping[str, str]) -> list[str]:
+    """What ``serve`` prints first: every ``export`` line an SDK in another shell needs.
+
+    The endpoint variables always (and the queue's, with notifications); the served
+    region as ``AWS_DEFAULT_REGION`` (the AWS CLI v1 and boto3 read only that one) unless
+    it is set to it already, and as ``AWS_REGION`` too when that names another (our client
+    and the AWS CLI v2 read it first); dummy keys only when the environment names no
+    credentials and signatures are not checked. Then comments, so that a paste of
+    everything is harmless.
+    """
+    lines = [
+        f"export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={local.endpoint_url}",
+        f"export AWS_ENDPOINT_URL_S3={local.s3_endpoint_url}",
+    ]
+    if local.queue_url is not None:
+        lines.append(f"export AWS_ENDPOINT_URL_SQS={local.sqs_endpoint_url}")
+        lines.append(f"export SAGEMAKER_ASYNC_QUEUE_URL={local.queue_url}")
+    region = local.region
+    if environ.get("AWS_DEFAULT_REGION") != region:
+        lines.append(f"export AWS_DEFAULT_REGION={region}")
+    if environ.get("AWS_REGION") not in (None, "", region):
+        lines.append(f"export AWS_REGION={region}")
+    has_credentials = any(environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"))
+    if not signed and not has_credentials:
+        lines.append(f"export AWS_ACCESS_KEY_ID={DUMMY_KEY} AWS_SECRET_ACCESS_KEY={DUMMY_KEY}")
+    if local.queue_url is not None:
+        lines.append(
+            "# notifications go to that queue, SNS-wrapped: "
+            'sagemaker-async wait --queue-url "$SAGEMAKER_ASYNC_QUEUE_URL" ...'
+        )
+    lines.append(f"# sagemaker-async local endpoint: {', '.join(local.endpoint_names)}")
+    lines.append(f"# outputs in {local.output_path}, failures in {local.failure_path}")
+    if signed:
+        lines.append(
+            "# every request (SageMaker Runtime and S3) must be signed with the "
+            f"--credentials key, for region {region}"
+        )
+    elif has_credentials:
+        lines.append("# any credentials are accepted (signatures are not checked): yours will do")
+    else:
+        lines.append("# any credentials are accepted (signatures are not checked)")
+    lines.append("# Ctrl-C to stop")
+    return lines
 
 
 async def run_until_signalled(work: Awaitable[None]) -> int:
