@@ -848,6 +848,46 @@ async def test_tls_with_a_trusted_self_signed_certificate(serve, certificate) ->
     await transport.aclose()
 
 
+def body_echo() -> Handler:
+    """Answers each request with a large body made of its own target, so that bodies of
+    concurrent requests differ in every byte position."""
+
+    async def handler(reader, writer) -> None:
+        while (request := await read_request(reader)) is not None:
+            writer.write(response(200, request.target * (100_000 // len(request.target))))
+            await writer.drain()
+
+    return handler
+
+
+async def _concurrent_distinct_bodies(transport: LeanTransport, url: str) -> None:
+    # The connections of a pool share one receive buffer: bodies larger than it, read on
+    # many connections at once, must each come back as sent.
+    async def one(i: int) -> None:
+        target = f"/body-{i:04d}".encode()
+        resp = await send(transport, "GET", f"{url}{target.decode()}")
+        assert resp.content == target * (100_000 // len(target))
+
+    await asyncio.gather(*(one(i) for i in range(6)))
+    await asyncio.gather(*(one(i) for i in range(6, 12)))  # the same connections again
+
+
+async def test_shared_receive_buffer_keeps_concurrent_bodies_apart(serve, transport) -> None:
+    server = await serve(body_echo())
+    await _concurrent_distinct_bodies(transport, server.url)
+    assert server.accepted == 6
+
+
+async def test_shared_receive_buffer_over_tls(serve, certificate) -> None:
+    server = await serve(body_echo(), server_context(certificate, ["http/1.1"]))
+    transport = LeanTransport(ssl_context=ssl.create_default_context(cafile=str(certificate[0])))
+    try:
+        await _concurrent_distinct_bodies(transport, server.url)
+    finally:
+        await transport.aclose()
+    assert server.accepted == 6
+
+
 async def test_tls_default_context_rejects_self_signed(serve, certificate, transport) -> None:
     server = await serve(echo_handler(), server_context(certificate))
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):

@@ -26,6 +26,7 @@ class _Slot:
 
 
 _SLOT: Final = _Slot()
+RECV_BUFFER: Final = 64 * 1024  # bytes read from a socket at a time
 
 
 class Timeouts:
@@ -71,6 +72,7 @@ class Pool:
         "max_keepalive",
         "n_open",
         "port",
+        "recv_view",
         "ssl",
         "waiters",
     )
@@ -100,6 +102,9 @@ class Pool:
         self.n_open = 0
         self.waiters: deque[asyncio.Future[Connection | _Slot | None]] = deque()
         self.closed = False
+        # What the socket is read into (see Connection.get_buffer): one per pool, as a
+        # pool's connections all live on its loop's thread.
+        self.recv_view = memoryview(bytearray(RECV_BUFFER))
 
     @property
     def origin(self) -> str:
