@@ -179,3 +179,33 @@ async def test_a_redirected_s3_error_is_parsed_once_through_the_client(
         result = await client.get_result("s3://my-bucket/out/x")
     assert result.body == b"found"
     assert parsed == [body]
+
+
+async def test_a_body_read_already_is_taken_whole_and_held_to_the_limit() -> None:
+    # The sender's fast path for an answer the transport has read whole (an
+    # httpx.ByteStream): the bytes as stored (never decoded), the response closed, and the
+    # body limit applied as for a streamed body.
+    from sagemaker_async import TransportError
+    from sagemaker_async._io.sender import _take_whole, read_whole
+
+    stored = b"\x1f\x8b not gzip"
+    for reader in ("fast", "read_whole"):
+        response = httpx.Response(
+            200,
+            headers={"Content-Encoding": "gzip"},
+            stream=httpx.ByteStream(stored),
+            request=httpx.Request("GET", BUCKET_URL),
+        )
+        if reader == "fast":
+            _take_whole(response, len(stored))
+        else:
+            await read_whole(response, len(stored))
+        assert response.content == stored
+        assert response.is_closed
+
+        too_big = httpx.Response(200, stream=httpx.ByteStream(stored))
+        with pytest.raises(TransportError, match=f"larger than {len(stored) - 1} bytes"):
+            if reader == "fast":
+                _take_whole(too_big, len(stored) - 1)
+            else:
+                await read_whole(too_big, len(stored) - 1)

@@ -136,7 +136,10 @@ class SignedSender:
             else:
                 response = await sender.handle_async_request(request)
         if not stream:
-            await read_whole(response, body_limit)
+            if response.stream.__class__ is httpx.ByteStream:
+                _take_whole(response, body_limit)  # read already: no await needed
+            else:
+                await read_whole(response, body_limit)
         return response
 
     def _url(self, url: str) -> httpx.URL:
@@ -383,11 +386,14 @@ async def read_whole(response: httpx.Response, body_limit: int | None = None) ->
     ``MAX_BUFFERED_BODY``: without a bound, a server that never ends a body would grow the
     process until it dies) is an error, not a bigger buffer: that is what bounds an endless
     body, and the hook for a caller's own size limit."""
+    stream = response.stream
+    if stream.__class__ is httpx.ByteStream:
+        _take_whole(response, body_limit)
+        return
     if body_limit is None:
         body_limit = streams.MAX_BUFFERED_BODY  # read late: tests lower it
-    stream = response.stream
     try:
-        if isinstance(stream, httpx.ByteStream):  # read already (ours, or a mock's)
+        if isinstance(stream, httpx.ByteStream):  # read already (a subclass of it)
             content = b"".join(stream)
         elif hasattr(response, "_content"):
             # A custom transport read it already (its stream is spent): what it read is
@@ -397,6 +403,22 @@ async def read_whole(response: httpx.Response, body_limit: int | None = None) ->
             content = await _read_raw(stream, body_limit)
     finally:
         await response.aclose()
+    if len(content) > body_limit:
+        raise TransportError(
+            f"the response body is larger than {body_limit} bytes; not read", attempts=1
+        )
+    # httpx keeps a read body here; ours is the raw one, so no decoder ever runs.
+    response._content = content
+
+
+def _take_whole(response: httpx.Response, body_limit: int | None) -> None:
+    """``read_whole`` for a body the transport has read already (an ``httpx.ByteStream``),
+    without a coroutine: the hot path's answers are all of this kind."""
+    if body_limit is None:
+        body_limit = streams.MAX_BUFFERED_BODY  # read late: tests lower it
+    content = b"".join(response.stream)  # type: ignore[arg-type]  # a ByteStream
+    # What ``aclose()`` does for a ByteStream, whose own aclose has nothing to release.
+    response.is_closed = True
     if len(content) > body_limit:
         raise TransportError(
             f"the response body is larger than {body_limit} bytes; not read", attempts=1
