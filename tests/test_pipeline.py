@@ -188,24 +188,21 @@ async def test_a_body_read_already_is_taken_whole_and_held_to_the_limit() -> Non
     from sagemaker_async import TransportError
     from sagemaker_async._io.sender import _take_whole, read_whole
 
+    async def fast(response: httpx.Response, limit: int) -> None:
+        _take_whole(response, limit)
+
     stored = b"\x1f\x8b not gzip"
-    for reader in ("fast", "read_whole"):
+    for read in (fast, read_whole):
         response = httpx.Response(
             200,
             headers={"Content-Encoding": "gzip"},
             stream=httpx.ByteStream(stored),
             request=httpx.Request("GET", BUCKET_URL),
         )
-        if reader == "fast":
-            _take_whole(response, len(stored))
-        else:
-            await read_whole(response, len(stored))
+        await read(response, len(stored))
         assert response.content == stored
         assert response.is_closed
 
         too_big = httpx.Response(200, stream=httpx.ByteStream(stored))
         with pytest.raises(TransportError, match=f"larger than {len(stored) - 1} bytes"):
-            if reader == "fast":
-                _take_whole(too_big, len(stored) - 1)
-            else:
-                await read_whole(too_big, len(stored) - 1)
+            await read(too_big, len(stored) - 1)
