@@ -277,7 +277,11 @@ class AsyncInferenceClient:
         if waiter is None:
             runtime = self._runtime
             waiter = self._result_waiter = ResultWaiter(
-                self._s3, clock=runtime.monotonic, sleep=runtime.poll_sleep, rng=runtime.random
+                self._s3,
+                clock=runtime.monotonic,
+                sleep=runtime.poll_sleep,
+                rng=runtime.random,
+                batched=self._s3,
             )
         return waiter
 

@@ -38,6 +38,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 
 from ._freshness import Outcome, decide_fresh
+from ._looks import BatchedLooks, Lister
 from ._models import AsyncInvocation, InferenceResult
 from ._objects import ObjectHead, object_head
 from ._retry import RetryPolicy
@@ -245,7 +246,7 @@ async def _both(first: Awaitable[_A], second: Coroutine[Any, Any, _B]) -> tuple[
 class ResultWaiter:
     """Polls S3 for an invocation's output or failure; its seams are attributes."""
 
-    __slots__ = ("clock", "objects", "random", "scheduler", "sleep")
+    __slots__ = ("clock", "looks", "objects", "random", "scheduler", "sleep")
 
     def __init__(
         self,
@@ -255,12 +256,15 @@ class ResultWaiter:
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         rng: Callable[[], float] = random.random,
         scheduler: PollScheduler | None = None,
+        batched: Lister | None = None,
     ) -> None:
         self.objects = objects
         self.clock = clock
         self.scheduler = scheduler if scheduler is not None else PollScheduler()
         self.sleep = sleep if sleep is not None else self.scheduler.sleep
         self.random = rng
+        # Batched looks when the reader can list (the client's S3Objects), HEADs otherwise.
+        self.looks = None if batched is None else BatchedLooks(batched, self.scheduler)
 
     async def get(
         self, location: S3Location, uri: str, max_bytes: int | None = None
@@ -406,6 +410,14 @@ class ResultWaiter:
     async def _paced_look(
         self, invocation: AsyncInvocation, output: S3Location, failure: S3Location | None
     ) -> tuple[Outcome, ObjectHead | bool | None]:
+        if self.looks is not None:
+            found = await self.looks.find(output, failure)
+            if found is not None:  # one listing answered it, as the HEADs would have
+                output_head, failure_head = found
+                outcome = decide_fresh(
+                    invocation.submitted_at, _seen(output_head), _seen(failure_head)
+                )
+                return outcome, output_head
         async with self.scheduler.pace:
             return await self._look(invocation, output, failure, retries=False)
 
