@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import posixpath
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -75,8 +74,8 @@ class Lister(Protocol):
 
 def prefix_of(key: str) -> str:
     """The "directory" of a key: everything up to and including its last ``/``."""
-    directory = posixpath.dirname(key)
-    return f"{directory}/" if directory else ""
+    directory, slash, _ = key.rpartition("/")
+    return directory + slash
 
 
 @dataclass(slots=True)

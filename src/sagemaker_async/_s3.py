@@ -389,14 +389,12 @@ def list_objects_request(
     """ListObjectsV2: ``GET /?list-type=2&prefix=...`` on the bucket, keys URL-encoded
     (``encoding-type=url``, as botocore asks) so any key survives XML."""
     url, host, path = endpoint.target(bucket, "/")
-    pairs = [
-        ("list-type", "2"),
-        ("encoding-type", "url"),
-        ("max-keys", str(_LIST_PAGE_SIZE)),
-        ("prefix", prefix),
-    ]
+    # botocore's order (the shape's members, then the encoding its handler adds): the
+    # signature does not depend on it, but a request equal to botocore's byte for byte does.
+    pairs = [("list-type", "2"), ("prefix", prefix), ("max-keys", str(_LIST_PAGE_SIZE))]
     if token is not None:
         pairs.append(("continuation-token", token))
+    pairs.append(("encoding-type", "url"))
     query = _query(pairs)
     return Request(
         "ListObjectsV2",
