@@ -132,6 +132,18 @@ async def test_a_prefix_holding_far_more_keys_than_looks_goes_back_to_heads() ->
     assert len(lister.calls) == 2
 
 
+async def test_one_page_past_the_cap_answers_its_batch_then_heads() -> None:
+    old = {f"out/old-{n:04}": entry(f"out/old-{n:04}") for n in range(50)}
+    lister = ScriptedLister({**old, "out/1.out": entry("out/1.out")})
+    batcher = looks(lister, min_page_keys=20, keys_factor=2)
+    found = await asyncio.gather(*(batcher.find(loc(f"out/{n}.out"), None) for n in range(8)))
+    assert found[1] == (ObjectHead(last_modified=T0, content_length=3), None)
+    assert found[0] == (None, None)
+    again = [batcher.find(loc(f"out/{n}.out"), None) for n in range(8)]
+    assert await asyncio.gather(*again) == [None] * 8
+    assert len(lister.calls) == 1
+
+
 async def test_a_long_listing_within_the_cap_is_followed_to_its_end() -> None:
     keys = {f"out/{n}.out": entry(f"out/{n}.out") for n in range(0, 40, 2)}
     lister = ScriptedLister(keys, page=5)

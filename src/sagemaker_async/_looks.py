@@ -13,7 +13,8 @@ Guards, so a listing is never worse than the HEADs it replaces:
   gathering window; fewer go back to HEADs at once;
 - a listing stops after ``max(min_page_keys, keys_factor × due)`` keys: a prefix holding far
   more objects than waits (a million old outputs) is left to HEADs for ``cooldown`` seconds
-  instead of being listed on every tick;
+  instead of being listed on every tick (a last page that went past the cap still answers
+  its batch: it is already read);
 - a 403 or other 4xx, or a malformed page, sends the prefix back to HEADs for ``cooldown``
   (the HEADs then answer, or raise, as they always did); weather (5xx, throttling, a cut
   connection) is raised to every wait of the batch, which treats it as "not yet";
@@ -215,7 +216,7 @@ class BatchedLooks:
                             found[entry.key] = entry
                     if token is None:
                         break
-                    if seen >= cap:
+                    if seen >= cap:  # more pages to come: HEADs are cheaper
                         logger.debug(
                             "s3://%s/%s holds more than %d objects for %d looks: "
                             "HEADs for the next %.0f s",
@@ -237,6 +238,8 @@ class BatchedLooks:
             self._cool(group)
             _answer_all(batch, FALLBACK)
             return
+        if seen > cap:  # answered (the page is here), but not worth listing again soon
+            self._cool(group)
         for key, futs in batch.keys.items():
             entry = found.get(key)
             answer: _Answer = (
