@@ -124,7 +124,7 @@ async def test_many_waits_on_one_prefix_are_answered_by_listings(server: MotoSer
 
 
 async def test_a_prefix_full_of_old_objects_falls_back_to_heads(server: MotoServer) -> None:
-    for n in range(60):  # an old run's outputs, unrelated to the waits
+    for n in range(30):  # an old run's outputs, unrelated to the waits
         put(server, f"out/old-{n}.out", b"old")
     submitted = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
     transport = CountingTransport()
