@@ -47,6 +47,7 @@ class ScriptedLister:
         self.keys = keys or {}
         self.page = page
         self.calls: list[tuple[str, str, str | None, bool]] = []
+        self.called = asyncio.Event()
         self.raises: BaseException | None = None
         self.gate: asyncio.Event | None = None
         self.pace_free: list[int] = []
@@ -56,6 +57,7 @@ class ScriptedLister:
         self, bucket: str, prefix: str, token: str | None, *, retries: bool = True
     ) -> tuple[list[ListEntry], str | None]:
         self.calls.append((bucket, prefix, token, retries))
+        self.called.set()
         if self.scheduler is not None:
             self.pace_free.append(self.scheduler.pace._value)
         if self.gate is not None:
@@ -167,12 +169,12 @@ async def test_a_denied_or_malformed_listing_goes_back_to_heads(error: ServiceEr
     lister = ScriptedLister()
     lister.raises = error
     batcher = looks(lister)
-    assert await asyncio.gather(*(batcher.find(loc(f"o/{n}"), None) for n in range(8))) == [
-        None
-    ] * 8
-    assert await asyncio.gather(*(batcher.find(loc(f"o/{n}"), None) for n in range(8))) == [
-        None
-    ] * 8
+    assert (
+        await asyncio.gather(*(batcher.find(loc(f"o/{n}"), None) for n in range(8))) == [None] * 8
+    )
+    assert (
+        await asyncio.gather(*(batcher.find(loc(f"o/{n}"), None) for n in range(8))) == [None] * 8
+    )
     assert len(lister.calls) == 1  # cooling down: not listed again at once
 
 
@@ -210,8 +212,7 @@ async def test_cancelling_one_wait_leaves_the_listing_for_the_others() -> None:
     lister.gate = asyncio.Event()
     batcher = looks(lister)
     tasks = [asyncio.ensure_future(batcher.find(loc(f"o/{n}"), None)) for n in range(8)]
-    while not lister.calls:
-        await asyncio.sleep(0)
+    await lister.called.wait()
     tasks[0].cancel()
     lister.gate.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -224,13 +225,14 @@ async def test_cancelling_every_wait_cancels_the_listing() -> None:
     lister.gate = asyncio.Event()
     batcher = looks(lister)
     tasks = [asyncio.ensure_future(batcher.find(loc(f"o/{n}"), None)) for n in range(8)]
-    while not lister.calls:
-        await asyncio.sleep(0)
+    await lister.called.wait()
+    listings = set(batcher._tasks)
+    assert len(listings) == 1
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    for _ in range(3):
-        await asyncio.sleep(0)
+    await asyncio.wait(listings)
+    assert all(listing.cancelled() for listing in listings)
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
@@ -331,9 +333,7 @@ async def test_a_malformed_listing_sends_the_waits_back_to_heads(
     router.get(S3, params={"list-type": "2"}).mock(
         return_value=httpx.Response(200, content=b"<ListBucketResult><Contents>")
     )
-    heads = router.head(host="my-bucket.s3.amazonaws.com").mock(
-        return_value=httpx.Response(404)
-    )
+    heads = router.head(host="my-bucket.s3.amazonaws.com").mock(return_value=httpx.Response(404))
     client = batched_client(router)
     async with client:
         results = await asyncio.gather(
@@ -342,3 +342,13 @@ async def test_a_malformed_listing_sends_the_waits_back_to_heads(
         )
     assert all("no result" in str(result) for result in results)
     assert heads.call_count == 8  # the output and failure HEADs of each wait, as before
+
+
+async def test_an_unexpected_error_of_a_listing_reaches_every_wait() -> None:
+    lister = ScriptedLister()
+    lister.raises = RuntimeError("a bug")
+    batcher = looks(lister)
+    results = await asyncio.gather(
+        *(batcher.find(loc(f"o/{n}"), None) for n in range(8)), return_exceptions=True
+    )
+    assert all(isinstance(result, RuntimeError) for result in results)  # none left hanging

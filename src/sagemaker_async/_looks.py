@@ -162,7 +162,9 @@ class BatchedLooks:
         assert not isinstance(failure_head, _Fallback)
         return output_head, failure_head
 
-    def _join(self, loop: asyncio.AbstractEventLoop, location: S3Location) -> asyncio.Future[_Answer]:
+    def _join(
+        self, loop: asyncio.AbstractEventLoop, location: S3Location
+    ) -> asyncio.Future[_Answer]:
         fut: asyncio.Future[_Answer] = loop.create_future()
         group = (location.bucket, prefix_of(location.key))
         until = self._cooling.get(group)
@@ -198,58 +200,71 @@ class BatchedLooks:
             batch.task.cancel()
 
     async def _list(self, group: tuple[str, str], batch: _Batch, due: int) -> None:
-        bucket, prefix = group
-        cap = max(self._min_page_keys, self._keys_factor * due)
-        found: dict[str, ListEntry] = {}
-        seen = 0
-        token: str | None = None
         try:
-            async with self._scheduler.pace:
-                while True:
-                    entries, token = await self._lister.list_page(
-                        bucket, prefix, token, retries=False
-                    )
-                    self.listings += 1
-                    seen += len(entries)
-                    for entry in entries:
-                        if entry.key in batch.keys:
-                            found[entry.key] = entry
-                    if token is None:
-                        break
-                    if seen >= cap:  # more pages to come: HEADs are cheaper
-                        logger.debug(
-                            "s3://%s/%s holds more than %d objects for %d looks: "
-                            "HEADs for the next %.0f s",
-                            bucket, prefix, seen, due, self._cooldown,
-                        )  # fmt: skip
-                        self._cool(group)
-                        _answer_all(batch, FALLBACK)
-                        return
-        except asyncio.CancelledError:
-            raise
+            found = await self._listed(group, batch, due)
         except (TransportError, ServiceError) as exc:
             if _is_weather(exc):
                 _fail_all(batch, exc)
                 return
             logger.debug(
                 "cannot list s3://%s/%s (%s): HEADs for the next %.0f s",
-                bucket, prefix, exc, self._cooldown,
+                group[0], group[1], exc, self._cooldown,
             )  # fmt: skip
             self._cool(group)
             _answer_all(batch, FALLBACK)
             return
-        if seen > cap:  # answered (the page is here), but not worth listing again soon
-            self._cool(group)
+        except Exception as exc:  # never leave a wait hanging: it raises what a HEAD would
+            _fail_all(batch, exc)
+            return
+        except asyncio.CancelledError:  # no wait is interested any more (or the loop ends)
+            for futs in batch.keys.values():
+                for fut in futs:
+                    fut.cancel()
+            raise
+        if found is None:
+            _answer_all(batch, FALLBACK)
+            return
         for key, futs in batch.keys.items():
-            entry = found.get(key)
+            listed = found.get(key)
             answer: _Answer = (
                 None
-                if entry is None
-                else ObjectHead(last_modified=entry.last_modified, content_length=entry.size)
+                if listed is None
+                else ObjectHead(last_modified=listed.last_modified, content_length=listed.size)
             )
             for fut in futs:
                 if not fut.done():
                     fut.set_result(answer)
+
+    async def _listed(
+        self, group: tuple[str, str], batch: _Batch, due: int
+    ) -> dict[str, ListEntry] | None:
+        """The batch's keys found under the prefix, or None: too many keys to list."""
+        bucket, prefix = group
+        cap = max(self._min_page_keys, self._keys_factor * due)
+        found: dict[str, ListEntry] = {}
+        seen = 0
+        token: str | None = None
+        async with self._scheduler.pace:
+            while True:
+                entries, token = await self._lister.list_page(bucket, prefix, token, retries=False)
+                self.listings += 1
+                seen += len(entries)
+                for entry in entries:
+                    if entry.key in batch.keys:
+                        found[entry.key] = entry
+                if token is None:
+                    break
+                if seen >= cap:  # more pages to come: HEADs are cheaper
+                    logger.debug(
+                        "s3://%s/%s holds more than %d objects for %d looks: "
+                        "HEADs for the next %.0f s",
+                        bucket, prefix, seen, due, self._cooldown,
+                    )  # fmt: skip
+                    self._cool(group)
+                    return None
+        if seen > cap:  # answered (the page is here), but not worth listing again soon
+            self._cool(group)
+        return found
 
     def _cool(self, group: tuple[str, str]) -> None:
         assert self._loop is not None

@@ -16,6 +16,7 @@ FailureLocation; polling S3 well is the whole job. So:
   permission is the mistake this avoids), and so is any other 4xx;
 - all waits of a client sleep on one timer heap and share a bounded number of looks in
   flight (``_schedule``), so thousands of waits neither flood the pool nor starve invokes;
+- when many waits are due on one S3 prefix, one listing answers them all (``_looks``);
 - the delay grows from ``poll_interval`` by half each time up to a cap, with jitter so a
   fleet of waiters started together does not poll in lockstep; the last sleep is cut to end
   at the deadline and one last poll made there.
