@@ -95,6 +95,7 @@ async def run_batch(args: argparse.Namespace, streams: Streams) -> int:
     defaults = _defaults(args)
     streams.redact.add(args.custom_attributes)
     record = RecordFile(args.record, endpoint_name=args.endpoint_name)
+    record.check_writable()  # before --input-prefix is listed, or anything is sent
     async with make_client(args) as client:
         items: list[Item]
         if args.manifest is not None:
