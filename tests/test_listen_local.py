@@ -471,4 +471,5 @@ async def test_a_served_region_other_than_us_east_1_carries_the_notifications(
             assert result.body == b"FAR AWAY"
             assert seen.is_set()  # answered by the notification, not by the S3 fallback
             notifier = local._notifier
-            assert notifier is not None and notifier.published == 1
+            assert notifier is not None
+            assert notifier.published == 1

@@ -19,10 +19,10 @@ from ._common import (
     Streams,
     check_outfile,
     invocation_json,
+    listen_options,
     load_body,
     make_client,
     write_body,
-    listen_options,
     write_json,
 )
 from ._errors import CliError, UsageError

@@ -238,7 +238,8 @@ class BackendStorage:
             raise self._error(f"PutObject {uri}", response)
 
     async def ensure_bucket(self, bucket: str) -> None:
-        response = await self._send("PUT", b"/" + quote(bucket, safe="").encode(), self._bucket_body)
+        path = b"/" + quote(bucket, safe="").encode()
+        response = await self._send("PUT", path, self._bucket_body)
         if response.status == 200:
             return
         error = self._error(f"CreateBucket {bucket}", response)
