@@ -377,8 +377,8 @@ def _serve_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--region",
         default=argparse.SUPPRESS,
-        help="the region served: signatures must be scoped to it, and the banner exports "
-        "it (default: us-east-1)",
+        help="the region served: signatures must be scoped to it, buckets and the --notify "
+        "queue are made in it, and the banner exports it (default: us-east-1)",
     )
     group.add_argument(
         "--s3-endpoint-url",
