@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import h11
 
-from sagemaker_async._http11.codec import head_end, parse_head
+from sagemaker_async._io.http11.codec import head_end, parse_head
 
 HEADS = {
     "invoke-202": (

@@ -50,9 +50,10 @@ DEFAULT_OUT = BENCH_DIR / "results"
 PYCACHE = BENCH_DIR / ".venv" / "pycache"
 
 # Run order (A B C D); display order is the same, the limit last.
-CLIENTS = ("sagemaker_async", "aiobotocore", "boto3", "raw")
+CLIENTS = ("sagemaker_async", "baseline", "aiobotocore", "boto3", "raw")
 LABELS = {
     "sagemaker_async": "sagemaker-async",
+    "baseline": "sagemaker-async, baseline (--baseline-src)",
     "aiobotocore": "aiobotocore",
     "boto3": "boto3 in asyncio.to_thread",
     "raw": "raw asyncio protocol (the limit)",
@@ -187,15 +188,23 @@ class Server:
                 self.proc.wait()
 
 
+# The source tree of an earlier sagemaker-async (``--baseline-src``): measured in the same
+# run, interleaved with today's, so a before/after ratio does not compare two machines' moods.
+BASELINE_SRC: Path | None = None
+
+
 def run_child(
     server: Server, env: dict[str, str], plan: Plan, client: str, mode: str, args: list[str]
 ) -> dict[str, Any]:
+    if client == "baseline":
+        assert BASELINE_SRC is not None
+        env = {**env, "PYTHONPATH": str(BASELINE_SRC)}
     cmd = [
         sys.executable,
         "-m",
         "bench.run_client",
         "--client",
-        client,
+        "sagemaker_async" if client == "baseline" else client,
         "--mode",
         mode,
         "--port",
@@ -219,6 +228,7 @@ def run_child(
     except (IndexError, json.JSONDecodeError):
         out = {"client": client, "mode": mode, "ok": False}
         out["fatal"] = f"exit {proc.returncode}, no JSON: {proc.stderr.strip()[-800:]}"
+    out["client"] = client  # the baseline runs as sagemaker_async but is reported as itself
     if not out.get("ok") and proc.stderr.strip():
         out.setdefault("stderr", proc.stderr.strip()[-2000:])
     if "t_first_done" in out:
@@ -746,8 +756,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 round with small counts")
     parser.add_argument("--rounds", type=int)
     parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="src/ folder of an earlier sagemaker-async checkout, run as the client 'baseline'",
+    )
+    parser.add_argument(
         "--clients",
-        default=",".join(CLIENTS),
+        default=",".join(c for c in CLIENTS if c != "baseline"),
         help=f"comma-separated subset of {','.join(CLIENTS)}",
     )
     parser.add_argument("--startup-repeats", type=int, help="starts per client per round")
@@ -782,6 +797,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(clients) - set(CLIENTS)
     if unknown:
         parser.error(f"unknown clients: {', '.join(sorted(unknown))}")
+    if args.baseline_src is not None:
+        global BASELINE_SRC
+        BASELINE_SRC = args.baseline_src.resolve()
+        if not (BASELINE_SRC / "sagemaker_async" / "__init__.py").is_file():
+            parser.error(f"--baseline-src: no sagemaker_async package in {BASELINE_SRC}")
+        if "baseline" not in clients:
+            clients.insert(1, "baseline")
+    elif "baseline" in clients:
+        parser.error("the client 'baseline' needs --baseline-src")
 
     m = machine()
     m["loadavg_before"] = round(os.getloadavg()[0], 2)

@@ -162,7 +162,7 @@ def _make_transport(kind: str, port: int) -> httpx.AsyncBaseTransport:
         )
         return _RawTransport(port, data)
     if kind == "lean":
-        from sagemaker_async._http11 import LeanTransport
+        from sagemaker_async._io.http11 import LeanTransport
 
         return LeanTransport()
     if kind == "httpx":

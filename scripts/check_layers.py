@@ -1,16 +1,25 @@
 """The import contract of sagemaker_async, checked from the source with ``ast`` (no imports run).
 
-Three rules, so the layers stay what the README says they are:
+The folders are the layers: ``_protocol/`` is the pure layer, ``_io/`` the I/O layer on top
+of it, ``_client.py`` the facade on top of both, ``cli/``, ``local/`` and ``pytest_plugin``
+the front ends. Five rules, so the layers stay what the README says they are:
 
-1. The core never imports the front ends (``cli/``, ``local/``; ``__main__`` belongs to the
-   command line).
+1. The core never imports the front ends (``cli/``, ``local/``, ``pytest_plugin``;
+   ``__main__`` belongs to the command line).
 2. A front end imports only public names of the core or of another front end: no module
    whose dotted path has a segment starting with ``_``, no name starting with ``_``, and,
    where the module lists ``__all__``, only names in it (or public submodules).
-3. The pure layer (``PURE``: parameters, wire formats, endpoints, signing, errors) imports
-   nothing from the project outside ``PURE``, and none of the I/O modules of the standard
-   library (``IO_STDLIB``). httpx is allowed there for its value types (``httpx.Request``,
-   ``httpx.URL``, its exception classes); sending is the sender's job.
+3. The pure layer (``PURE``: the ``_protocol`` package, the HTTP/1.1 codec, errors, models,
+   options, signing) imports nothing from the project outside ``PURE``, and none of the I/O
+   modules of the standard library (``IO_STDLIB``). httpx is allowed there for its value
+   types (``httpx.Request``, ``httpx.URL``, its exception classes); sending is the sender's
+   job. The pure package (``PURE_PACKAGE``) imports nothing from the I/O package
+   (``IO_PACKAGE``) at all, not even the pure codec kept inside it with its transport.
+4. The I/O package never climbs back up to the facade (``_client``) or the package's
+   ``__init__``: it is handed what it needs.
+5. Every module of the core is in a layer's package or is one of the few modules kept at
+   the top (``TOP``: the facade, the public modules, the value types): a new flat
+   ``_thing.py`` has to say which layer it belongs to.
 
 Run ``python scripts/check_layers.py [src/sagemaker_async]``: it prints each violation with
 its file and line and exits 1, or exits 0 in silence. ``make lint`` runs it.
@@ -24,33 +33,40 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FRONT_ENDS", "IO_STDLIB", "PURE", "Violation", "check"]
+__all__ = [
+    "FACADE",
+    "FRONT_ENDS",
+    "IO_PACKAGE",
+    "IO_STDLIB",
+    "PURE",
+    "PURE_PACKAGE",
+    "TOP",
+    "Violation",
+    "check",
+]
 
 # pytest_plugin: the fixtures over the local endpoint, loaded by pytest, never by the core.
 FRONT_ENDS = frozenset({"cli", "local", "pytest_plugin"})
+# The layers' packages, and the facade above them (dotted names under the package).
+PURE_PACKAGE = "_protocol"
+IO_PACKAGE = "_io"
+FACADE = "_client"
 # The sans-I/O modules of the core (dotted names under the package; a package name
-# covers all of it).
+# covers all of it): the pure package, the pure codec the transport package keeps beside
+# its sockets, and the public value modules at the top.
 PURE = frozenset(
     {
-        "_endpoints",
-        "_freshness",
-        "_http11.codec",
+        PURE_PACKAGE,
+        f"{IO_PACKAGE}.http11.codec",
         "_models",
-        "_multipart_wire",
-        "_notifications",
-        "_sqs",
-        "_params",
-        "_protocol",
-        "_requests",
-        "_retry",
-        "_s3",
-        "_signing",
         "_version",
         "errors",
         "options",
         "signing",
     }
 )
+# The modules of the core outside the layers' packages.
+TOP = frozenset({"__main__", FACADE, "_models", "_version", "errors", "options", "signing"})
 IO_STDLIB = frozenset(
     {
         "asyncio",
@@ -148,8 +164,15 @@ def _private(dotted: str, package: str) -> bool:
     return any(part.startswith("_") and part not in ("__init__",) for part in parts)
 
 
+def _under(name: str, package: str) -> bool:
+    """Whether a dotted module name (``sagemaker_async._io.sender``) is in the sub-package
+    ``package`` (``_io``) of the project."""
+    parts = name.split(".")[1:]
+    return ".".join(parts[: package.count(".") + 1]) == package
+
+
 def _in_pure(name: str) -> bool:
-    """Whether a dotted module name (``sagemaker_async._http11.codec``) is in ``PURE``."""
+    """Whether a dotted module name (``sagemaker_async._io.http11.codec``) is in ``PURE``."""
     parts = name.split(".")[1:]
     return any(".".join(parts[:n]) in PURE for n in range(1, len(parts) + 1))
 
@@ -163,6 +186,23 @@ def check(root: Path) -> list[Violation]:
     for module in modules.values():
         own = _component(module.name, package)
         pure = own == "core" and _in_pure(module.name)
+        in_pure_package = own == "core" and _under(module.name, PURE_PACKAGE)
+        in_io_package = own == "core" and _under(module.name, IO_PACKAGE)
+        top = module.name.split(".")[1:]
+        if (
+            own == "core"
+            and len(top) == 1
+            and top[0] not in TOP
+            and not (module.is_package and top[0] in (PURE_PACKAGE, IO_PACKAGE))
+        ):
+            violations.append(
+                Violation(
+                    module.path,
+                    1,
+                    f"{module.name} is outside the layers: move it into "
+                    f"{PURE_PACKAGE}/ or {IO_PACKAGE}/, or list it in TOP",
+                )
+            )
         for line, target, name in _imports(module):
             full = f"{target}.{name}" if name and f"{target}.{name}" in modules else target
             theirs = _component(full, package)
@@ -177,8 +217,12 @@ def check(root: Path) -> list[Violation]:
             if own == "core" and theirs in FRONT_ENDS:
                 fail(f"the core ({module.name}) imports the front end {full}")
                 continue
-            if pure and theirs == "core" and "." in full and not _in_pure(full):
+            if in_pure_package and _under(full, IO_PACKAGE):
+                fail(f"pure module {module.name} imports {full} from the I/O package")
+            elif pure and theirs == "core" and "." in full and not _in_pure(full):
                 fail(f"pure module {module.name} imports {full}, which is not pure")
+            if in_io_package and theirs == "core" and (full == package or _under(full, FACADE)):
+                fail(f"I/O module {module.name} climbs back up to {full}")
             if own == theirs:
                 continue
             # Crossing into another component: public names only.

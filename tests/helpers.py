@@ -18,7 +18,7 @@ import httpx
 import respx
 
 from sagemaker_async import AsyncInferenceClient
-from sagemaker_async._runtime import Runtime
+from sagemaker_async._io.runtime import Runtime
 
 # The fixed clock of every signature: 2026-11-26T00:18:21Z.
 FIXED_TIME = float(calendar.timegm((2026, 11, 26, 0, 18, 21)))

@@ -27,10 +27,10 @@ from sagemaker_async import (
     ServiceError,
     TransportError,
 )
-from sagemaker_async._looks import BatchedLooks, prefix_of
-from sagemaker_async._objects import ObjectHead
-from sagemaker_async._s3 import ListEntry, S3Location
-from sagemaker_async._schedule import PollScheduler
+from sagemaker_async._io.looks import BatchedLooks, prefix_of
+from sagemaker_async._io.s3_objects import ObjectHead
+from sagemaker_async._io.schedule import PollScheduler
+from sagemaker_async._protocol.s3 import ListEntry, S3Location
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)

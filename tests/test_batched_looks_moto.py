@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from sagemaker_async import AsyncInvocation, InferenceFailedError
-from sagemaker_async._http11.transport import LeanTransport
-from sagemaker_async._looks import BatchedLooks
-from sagemaker_async._runtime import Runtime
+from sagemaker_async._io.http11.transport import LeanTransport
+from sagemaker_async._io.looks import BatchedLooks
+from sagemaker_async._io.runtime import Runtime
 
 if TYPE_CHECKING:
     from moto_server import MotoServer

@@ -26,8 +26,8 @@ from sagemaker_async import (
     ThrottlingError,
     ValidationError,
     WaitTimeoutError,
-    _s3,
 )
+from sagemaker_async._protocol import s3 as _s3
 from sagemaker_async.cli import _main, _s3list, main
 from sagemaker_async.cli._aimd import AdaptiveLimit
 from sagemaker_async.cli._batch import INLINE_LIMIT, Batch, BatchSettings

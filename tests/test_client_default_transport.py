@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from sagemaker_async import AsyncInferenceClient, ParamValidationError, TransportError
-from sagemaker_async._http11 import LeanTransport
+from sagemaker_async._io.http11 import LeanTransport
 from test_transport import certificate
 
 __all__ = ["certificate"]  # the fixture, imported so pytest finds it here

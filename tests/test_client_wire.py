@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from sagemaker_async import AsyncInferenceClient, TransportError
-from sagemaker_async import _streams as streams_module
-from sagemaker_async._http11 import LeanTransport
-from sagemaker_async._retry import RetryQuota
-from sagemaker_async._runtime import Runtime
+from sagemaker_async._io import streams as streams_module
+from sagemaker_async._io.http11 import LeanTransport
+from sagemaker_async._io.runtime import Runtime
+from sagemaker_async._protocol.retry import RetryQuota
 from test_transport import certificate
 
 __all__ = ["certificate"]  # the fixture, imported so pytest finds it here

@@ -26,8 +26,8 @@ from sagemaker_async import (
     ServiceError,
     WaitTimeoutError,
 )
-from sagemaker_async._runtime import Runtime
-from sagemaker_async._uploads import CHUNK_SIZE
+from sagemaker_async._io.payloads import CHUNK_SIZE
+from sagemaker_async._io.runtime import Runtime
 
 if TYPE_CHECKING:
     from moto_server import MotoServer

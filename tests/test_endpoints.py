@@ -30,8 +30,8 @@ from botocore.endpoint_provider import EndpointProvider
 from botocore.regions import EndpointResolverBuiltins
 from hypothesis import strategies as st
 
-from sagemaker_async import _endpoints
-from sagemaker_async._endpoints import (
+from sagemaker_async._protocol import endpoints as _endpoints
+from sagemaker_async._protocol.endpoints import (
     RUNTIME_ENDPOINT_ENV_VAR,
     S3_ENDPOINT_ENV_VAR,
     check_custom_endpoint_flags,
@@ -717,7 +717,7 @@ def test_custom_endpoint_without_flags_is_fine() -> None:
 
 def test_importing_the_module_does_not_import_botocore() -> None:
     code = (
-        "import sys, sagemaker_async._endpoints; "
+        "import sys, sagemaker_async._protocol.endpoints; "
         "print(sorted(m for m in sys.modules if m.partition('.')[0] == 'botocore'))"
     )
     result = subprocess.run(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from sagemaker_async._http11.codec import (
+from sagemaker_async._io.http11.codec import (
     MAX_CHUNK_LINE,
     MAX_HEAD,
     MAX_TRAILERS,

@@ -18,7 +18,7 @@ import h11
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sagemaker_async._http11.codec import (
+from sagemaker_async._io.http11.codec import (
     ChunkedReader,
     CloseDelimitedReader,
     LengthReader,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from sagemaker_async._http11 import LeanTransport
+from sagemaker_async._io.http11 import LeanTransport
 
 # -- the server ----------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from sagemaker_async import InferenceFailedError, ValidationError
-from sagemaker_async._protocol import parse_error
+from sagemaker_async._protocol.invoke import parse_error
 from sagemaker_async.local import InvocationAttributes, LocalEndpoint
 from test_local_support import S3Object, client_for, get_object, warm_moto
 

@@ -18,7 +18,7 @@ from botocore.credentials import Credentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sagemaker_async._signing import FrozenCredentials, SigV4Signer
+from sagemaker_async._protocol.sigv4 import FrozenCredentials, SigV4Signer
 from sagemaker_async.local import LocalEndpoint
 from sagemaker_async.local._s3_auth import S3Verifier
 from sagemaker_async.local._sigv4_verify import AuthError

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from sagemaker_async import AsyncInferenceClient
-from sagemaker_async._signing import FrozenCredentials, SigV4Signer, format_amz_date
+from sagemaker_async._protocol.sigv4 import FrozenCredentials, SigV4Signer, format_amz_date
 from sagemaker_async.local import LocalEndpoint
 from sagemaker_async.local._http import Request
 from sagemaker_async.local._s3backend import MotoBackend

@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 
 from sagemaker_async import AsyncInferenceClient, AsyncInvocation, WaitTimeoutError
-from sagemaker_async._runtime import Runtime
-from sagemaker_async._schedule import MAX_LOOKS_IN_FLIGHT
+from sagemaker_async._io.runtime import Runtime
+from sagemaker_async._io.schedule import MAX_LOOKS_IN_FLIGHT
 
 WAITS = 200  # 400 HEADs: more than the pool's 256 connections
 

@@ -24,8 +24,11 @@ import pytest
 from botocore_oracle import boto3_s3, botocore_request, header
 from helpers import make_client
 from sagemaker_async import ParamValidationError, ServiceError, _client
-from sagemaker_async._multipart import part_size_for
-from sagemaker_async._multipart_wire import (
+from sagemaker_async._io.multipart_upload import part_size_for
+from sagemaker_async._io.runtime import Runtime
+from sagemaker_async._io.sender import SignedSender
+from sagemaker_async._protocol.s3 import S3Endpoint, S3Location
+from sagemaker_async._protocol.s3_multipart import (
     CompletedPart,
     abort_request,
     complete_request,
@@ -34,9 +37,6 @@ from sagemaker_async._multipart_wire import (
     parse_upload_id,
     upload_part_request,
 )
-from sagemaker_async._runtime import Runtime
-from sagemaker_async._s3 import S3Endpoint, S3Location
-from sagemaker_async._sender import SignedSender
 
 if TYPE_CHECKING:
     from moto_server import MotoServer
@@ -82,7 +82,7 @@ def _ours_signed(client: Any, request: Any, body: bytes, amz_date: str) -> httpx
 
 def _frozen() -> Any:
     from botocore_oracle import ACCESS_KEY, SECRET_KEY
-    from sagemaker_async._signing import FrozenCredentials
+    from sagemaker_async._protocol.sigv4 import FrozenCredentials
 
     return FrozenCredentials(ACCESS_KEY, SECRET_KEY)
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from sagemaker_async import AsyncInvocation, InferenceEvent
-from sagemaker_async._listener import _Waiter
-from sagemaker_async._notifications import is_fresh, parse_notification
-from sagemaker_async._sqs import parse_receive, parse_sqs_error
+from sagemaker_async._io.listener import _Waiter
+from sagemaker_async._protocol.notifications import is_fresh, parse_notification
+from sagemaker_async._protocol.sqs import parse_receive, parse_sqs_error
 from sagemaker_async.errors import AccessDeniedError, ServiceError, ThrottlingError
 
 OUTPUT = "s3://bucket/out/inf-1.out"
@@ -239,8 +239,8 @@ def test_sqs_errors_are_typed(
 def test_inference_event_is_public_and_imported_only_when_needed() -> None:
     code = (
         "import sys, sagemaker_async\n"
-        "assert 'sagemaker_async._notifications' not in sys.modules\n"
-        "assert 'sagemaker_async._listener' not in sys.modules\n"
+        "assert 'sagemaker_async._protocol.notifications' not in sys.modules\n"
+        "assert 'sagemaker_async._io.listener' not in sys.modules\n"
         "from sagemaker_async import InferenceEvent\n"
         "assert InferenceEvent.__module__ == 'sagemaker_async'\n"
         "assert 'InferenceEvent' in sagemaker_async.__all__\n"

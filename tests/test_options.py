@@ -19,7 +19,7 @@ import pytest
 
 from helpers import ENDPOINT, INPUT, accepted, make_client, new_router
 from sagemaker_async import AsyncInferenceClient, ParamValidationError
-from sagemaker_async._protocol import invoke_headers
+from sagemaker_async._protocol.invoke import invoke_headers
 from sagemaker_async.cli._batch import BatchClient
 from sagemaker_async.cli._errors import UsageError
 from sagemaker_async.cli._manifest import ITEM_OPTIONS, load_manifest

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from helpers import ENDPOINT, INPUT, make_client, new_router
 from sagemaker_async import ParamValidationError
-from sagemaker_async._params import MAX_INLINE_BODY, InvokeParams, validate_invoke
+from sagemaker_async._protocol.params import MAX_INLINE_BODY, InvokeParams, validate_invoke
 
 # -- the model's constraints ----------------------------------------------------------------
 

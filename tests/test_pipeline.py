@@ -18,9 +18,9 @@ import pytest
 from botocore_oracle import boto3_s3, botocore_request, header
 from helpers import ENDPOINT, INPUT, accepted, make_client, new_router
 from sagemaker_async import ServiceError
-from sagemaker_async._params import validate_invoke
-from sagemaker_async._requests import RuntimeEndpoint, invoke_request
-from sagemaker_async._s3 import parse_s3_failure
+from sagemaker_async._protocol.params import validate_invoke
+from sagemaker_async._protocol.requests import RuntimeEndpoint, invoke_request
+from sagemaker_async._protocol.s3 import parse_s3_failure
 
 BUCKET_URL = "https://my-bucket.s3.amazonaws.com/"  # us-east-1: the global host
 

@@ -28,8 +28,7 @@ from sagemaker_async import (
     ThrottlingError,
     ValidationError,
 )
-from sagemaker_async._params import validate_invoke
-from sagemaker_async._protocol import (
+from sagemaker_async._protocol.invoke import (
     THROTTLING_CODES,
     error_class,
     invoke_headers,
@@ -38,6 +37,7 @@ from sagemaker_async._protocol import (
     parse_invoke_response,
     request_id_of,
 )
+from sagemaker_async._protocol.params import validate_invoke
 
 
 @functools.cache

@@ -36,9 +36,9 @@ from sagemaker_async import (
     TransportError,
     WaitTimeoutError,
 )
-from sagemaker_async._freshness import Outcome, decide_fresh, is_fresh, parse_http_date
-from sagemaker_async._protocol import parse_invoke_response
-from sagemaker_async._schedule import PollScheduler
+from sagemaker_async._io.schedule import PollScheduler
+from sagemaker_async._protocol.freshness import Outcome, decide_fresh, is_fresh, parse_http_date
+from sagemaker_async._protocol.invoke import parse_invoke_response
 
 S3 = "https://my-bucket.s3.amazonaws.com"
 OUTPUT_URL = f"{S3}/out/inf-1.out"
@@ -590,7 +590,7 @@ async def test_scheduler_wakes_sleepers_in_order_on_one_timer() -> None:
 
 
 async def test_both_cancels_and_awaits_the_other_request() -> None:
-    from sagemaker_async._results import _both
+    from sagemaker_async._io.results import _both
 
     cleaned: list[str] = []
     started = asyncio.Event()

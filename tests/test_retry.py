@@ -32,15 +32,15 @@ from sagemaker_async import (
     TransportError,
     ValidationError,
 )
-from sagemaker_async._protocol import THROTTLING_CODES, TRANSIENT_CODES
-from sagemaker_async._retry import (
+from sagemaker_async._protocol.invoke import THROTTLING_CODES, TRANSIENT_CODES
+from sagemaker_async._protocol.retry import (
     DEFAULT_MAX_ATTEMPTS,
     RetryDecision,
     RetryPolicy,
     RetryQuota,
     retry_after_seconds,
 )
-from sagemaker_async._signing import FrozenCredentials
+from sagemaker_async._protocol.sigv4 import FrozenCredentials
 
 # -- the quota -------------------------------------------------------------------------------
 

@@ -28,8 +28,8 @@ from botocore_oracle import (
     header,
 )
 from sagemaker_async import AccessDeniedError, ParamValidationError, ServiceError
-from sagemaker_async._endpoints import resolve_s3_host
-from sagemaker_async._s3 import (
+from sagemaker_async._protocol.endpoints import resolve_s3_host
+from sagemaker_async._protocol.s3 import (
     MAX_KEY_BYTES,
     Redirect,
     S3Endpoint,
@@ -50,7 +50,7 @@ from sagemaker_async._s3 import (
     put_object_request,
     redirect_region,
 )
-from sagemaker_async._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer
+from sagemaker_async._protocol.sigv4 import EMPTY_SHA256, FrozenCredentials, SigV4Signer
 from sagemaker_async.errors import InternalFailure, ServiceUnavailable, ThrottlingError
 
 TOKEN = "FQoGZXIvYXdzEXAMPLEtoken+/=="

@@ -37,8 +37,8 @@ from botocore.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sagemaker_async import _signing
-from sagemaker_async._signing import (
+from sagemaker_async._protocol import sigv4 as _signing
+from sagemaker_async._protocol.sigv4 import (
     EMPTY_SHA256,
     UNSIGNED_PAYLOAD,
     FrozenCredentials,

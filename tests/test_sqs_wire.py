@@ -25,8 +25,8 @@ import pytest
 import sagemaker_async
 from helpers import FIXED_TIME, SleepRecorder, new_router
 from sagemaker_async import AsyncInferenceClient, ServiceError, __version__
-from sagemaker_async._runtime import Runtime
-from sagemaker_async._sqs import BatchResult, SqsMessage
+from sagemaker_async._io.runtime import Runtime
+from sagemaker_async._protocol.sqs import BatchResult, SqsMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "sqs"

@@ -29,10 +29,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sagemaker_async._http11 import LeanTransport, PoolStats, proxy_configured
-from sagemaker_async._http11.codec import ChunkedReader
-from sagemaker_async._http11.connection import Connection, ResponseStream
-from sagemaker_async._http11.pool import Pool
+from sagemaker_async._io.http11 import LeanTransport, PoolStats, proxy_configured
+from sagemaker_async._io.http11.codec import ChunkedReader
+from sagemaker_async._io.http11.connection import Connection, ResponseStream
+from sagemaker_async._io.http11.pool import Pool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

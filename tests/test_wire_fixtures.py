@@ -32,8 +32,8 @@ import pytest
 import sagemaker_async
 from helpers import FIXED_TIME, SleepRecorder, new_router
 from sagemaker_async import AsyncInferenceClient, AsyncInvocation, ServiceError, __version__
-from sagemaker_async._freshness import parse_http_date
-from sagemaker_async._runtime import Runtime
+from sagemaker_async._io.runtime import Runtime
+from sagemaker_async._protocol.freshness import parse_http_date
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "invoke"

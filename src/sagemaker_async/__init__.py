@@ -3,10 +3,10 @@
 from typing import TYPE_CHECKING, Any
 
 from ._client import AsyncInferenceClient
+from ._io.results import DEFAULT_POLL_INTERVAL
+from ._io.streams import ResultStream
 from ._models import AsyncInvocation, DownloadedResult, InferenceResult
-from ._results import DEFAULT_POLL_INTERVAL
-from ._s3 import S3Location, parse_s3_uri
-from ._streams import ResultStream
+from ._protocol.s3 import S3Location, parse_s3_uri
 from ._version import __version__
 from .errors import (
     AccessDeniedError,
@@ -52,7 +52,7 @@ __all__ = [
 
 # Reprs and tracebacks should name the public path, as httpx does.
 if TYPE_CHECKING:
-    from ._notifications import InferenceEvent
+    from ._protocol.notifications import InferenceEvent
 
 for _name in (
     "AsyncInferenceClient",
@@ -69,7 +69,7 @@ del _name
 def __getattr__(name: str) -> Any:
     # Notifications are imported when first used: most programs never listen.
     if name == "InferenceEvent":
-        from ._notifications import InferenceEvent
+        from ._protocol.notifications import InferenceEvent
 
         InferenceEvent.__module__ = __name__
         globals()[name] = InferenceEvent

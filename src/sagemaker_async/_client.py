@@ -17,46 +17,46 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._config import resolve_settings
-from ._credentials import make_provider
-from ._endpoints import (
-    SQS_ENDPOINT_ENV_VAR,
-    check_custom_endpoint_flags,
-    configured_endpoint_url,
-    resolve_runtime_url,
-)
-from ._models import AsyncInvocation, DownloadedResult, InferenceResult
-from ._multipart import (
+from ._io.config import resolve_settings
+from ._io.credentials import make_provider
+from ._io.multipart_upload import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PART_SIZE,
     DEFAULT_THRESHOLD,
     open_source,
     upload_multipart,
 )
-from ._objects import S3Objects
-from ._params import OPTION_FIELDS, InvokeOptions, InvokeParams, validate_invoke
-from ._protocol import parse_error, parse_invoke_response
-from ._requests import RuntimeEndpoint, invoke_request
-from ._results import DEFAULT_POLL_INTERVAL, ResultWaiter
-from ._runtime import Runtime
-from ._s3 import S3Location, check_content_type, parse_s3_prefix, parse_s3_uri
-from ._sender import SignedSender
-from ._signing import SigV4Signer
-from ._streams import (
+from ._io.payloads import Payload, prepare_upload, read_small
+from ._io.results import DEFAULT_POLL_INTERVAL, ResultWaiter
+from ._io.runtime import Runtime
+from ._io.s3_objects import S3Objects
+from ._io.sender import SignedSender
+from ._io.streams import (
     ResultStream,
     StreamContext,
     check_download_path,
     check_max_bytes,
     write_file,
 )
-from ._threads import run_to_end
-from ._uploads import Payload, prepare_upload, read_small
+from ._io.threads import run_to_end
+from ._models import AsyncInvocation, DownloadedResult, InferenceResult
+from ._protocol.endpoints import (
+    SQS_ENDPOINT_ENV_VAR,
+    check_custom_endpoint_flags,
+    configured_endpoint_url,
+    resolve_runtime_url,
+)
+from ._protocol.invoke import parse_error, parse_invoke_response
+from ._protocol.params import OPTION_FIELDS, InvokeOptions, InvokeParams, validate_invoke
+from ._protocol.requests import RuntimeEndpoint, invoke_request
+from ._protocol.s3 import S3Location, check_content_type, parse_s3_prefix, parse_s3_uri
+from ._protocol.sigv4 import SigV4Signer
 from .errors import ParamValidationError, ServiceError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from ._listener import Listener
+    from ._io.listener import Listener
 
 __all__ = ["AsyncInferenceClient"]
 
@@ -250,10 +250,10 @@ class AsyncInferenceClient:
         return invocation
 
     # == S3 and results: upload_input, submit, wait_for_result, poll_result, get_result ==
-    # The S3 operations live in _objects.S3Objects and the polling in _results.ResultWaiter;
-    # these methods validate and delegate. Both are built on first use, so a client that
-    # only invokes never resolves an S3 host. Both get the one signed sender; the waiter's
-    # clock, sleep and random come from the client's ``Runtime``.
+    # The S3 operations live in _io.s3_objects.S3Objects and the polling in
+    # _io.results.ResultWaiter; these methods validate and delegate. Both are built on first
+    # use, so a client that only invokes never resolves an S3 host. Both get the one signed
+    # sender; the waiter's clock, sleep and random come from the client's ``Runtime``.
 
     _s3_objects: S3Objects | None = None
     _result_waiter: ResultWaiter | None = None
@@ -501,7 +501,7 @@ class AsyncInferenceClient:
         ``AWS_ENDPOINT_URL_SQS`` (then ``AWS_ENDPOINT_URL``) when set, else to the client's
         region's SQS endpoint, signed and retried like every other call.
         """
-        from ._listener import Listener, SqsQueue, check_queue_url  # only for who listens
+        from ._io.listener import Listener, SqsQueue, check_queue_url  # only for who listens
 
         self._check_open()
         queue_url = check_queue_url(queue_url)

@@ -8,7 +8,7 @@ sending it. The command line and the batch manifest are built from these, so the
 never drift from the client.
 """
 
-from ._params import (
+from ._protocol.params import (
     INVOKE_FIELDS,
     MAX_INLINE_BODY,
     OPTION_FIELDS,

@@ -6,6 +6,6 @@ amz_date=format_amz_date(time.time()), payload_hash=...)`` signs an ``httpx.Requ
 place. Pure: no clock, no I/O.
 """
 
-from ._signing import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
+from ._protocol.sigv4 import EMPTY_SHA256, FrozenCredentials, SigV4Signer, format_amz_date
 
 __all__ = ["EMPTY_SHA256", "FrozenCredentials", "SigV4Signer", "format_amz_date"]

@@ -1,6 +1,6 @@
 """SigV4 verification, the server's half: rebuild the signature from what was received.
 
-Deliberately independent of the client's signer (``sagemaker_async._signing``): a bug shared
+Deliberately independent of the client's signer (``sagemaker_async._protocol.sigv4``): a bug shared
 by the code that signs and the code that checks would pass unseen. This side follows the
 SigV4 specification from the receiving end — it works on the raw bytes of the request line
 and headers, re-derives the canonical request the way AWS does (normalize and re-encode the

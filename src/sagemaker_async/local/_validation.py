@@ -1,7 +1,7 @@
 """The service's side of InvokeEndpointAsync validation: headers in, an invocation or the
 service's own message out.
 
-The client (``sagemaker_async._params``) rejects bad arguments before sending; this module
+The client (``sagemaker_async._protocol.params``) rejects bad arguments before sending; this module
 is what a request from *any* SDK meets, so it checks the wire form against the same model
 constraints and words the result the way Coral's validator does — every violation listed,
 ``1 validation error detected: Value '…' at 'member' failed to satisfy constraint: …`` — so

@@ -2,7 +2,7 @@
 
 PutObject (upload the input), HeadObject (poll for the output or the failure) and GetObject
 (read it), plus HeadBucket (find a bucket's region when S3 redirects without saying where).
-The sans-I/O half, like ``_protocol``: S3 URIs in, request parts out; status, headers and
+The sans-I/O half, like ``.invoke``: S3 URIs in, request parts out; status, headers and
 body in, a typed error out. No sockets, no clock, no credentials.
 
 What botocore does, and so what we do (``tests/test_s3.py`` compares against botocore):
@@ -30,10 +30,10 @@ from http import HTTPStatus
 from typing import Final
 from urllib.parse import quote, unquote, urlsplit
 
-from ._protocol import error_class, request_id_of
-from ._requests import Request
-from ._signing import EMPTY_SHA256
-from .errors import AccessDeniedError, ParamValidationError, ServiceError
+from ..errors import AccessDeniedError, ParamValidationError, ServiceError
+from .invoke import error_class, request_id_of
+from .requests import Request
+from .sigv4 import EMPTY_SHA256
 
 __all__ = [
     "MAX_KEY_BYTES",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from ._protocol import THROTTLING_CODES, TRANSIENT_CODES
-from .errors import ServiceError
+from ..errors import ServiceError
+from .invoke import THROTTLING_CODES, TRANSIENT_CODES
 
 __all__ = ["DEFAULT_MAX_ATTEMPTS", "RetryDecision", "RetryPolicy", "RetryQuota"]
 

@@ -38,11 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._endpoints import resolve_sqs_url
-from ._models import AsyncInvocation, InferenceResult
-from ._notifications import InferenceEvent, is_fresh, parse_notification
-from ._requests import Request
-from ._results import (
+from .._models import AsyncInvocation, InferenceResult
+from .._protocol.endpoints import resolve_sqs_url
+from .._protocol.notifications import InferenceEvent, is_fresh, parse_notification
+from .._protocol.requests import Request
+from .._protocol.s3 import parse_s3_uri
+from .._protocol.sigv4 import SigV4Signer
+from .results import (
     DEFAULT_POLL_INTERVAL,
     PollSchedule,
     ResultWaiter,
@@ -51,12 +53,10 @@ from ._results import (
     is_weather,
     locations_of,
 )
-from ._s3 import parse_s3_uri
-from ._signing import SigV4Signer
 
 if TYPE_CHECKING:
-    from ._sender import SignedSender
-from ._sqs import (
+    from .sender import SignedSender
+from .._protocol.sqs import (
     MAX_BATCH,
     MAX_WAIT_SECONDS,
     BatchResult,
@@ -70,7 +70,7 @@ from ._sqs import (
     receive_body,
     sqs_headers,
 )
-from .errors import (
+from ..errors import (
     AccessDeniedError,
     InferenceFailedError,
     ParamValidationError,

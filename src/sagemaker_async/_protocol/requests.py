@@ -3,7 +3,7 @@
 A ``Request`` holds everything the signed sender needs and nothing it must work out again:
 the URL as sent, the host, the path and query exactly as signed, the headers to sign and
 send (besides host, date and token, which belong to each attempt), and the payload hash.
-``invoke_request`` builds InvokeEndpointAsync's; ``_s3`` builds the S3 ones. No client
+``invoke_request`` builds InvokeEndpointAsync's; ``.s3`` builds the S3 ones. No client
 state, no clock, no I/O.
 """
 
@@ -13,9 +13,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from ._params import InvokeParams
-from ._protocol import invoke_headers, invoke_path
-from ._signing import EMPTY_SHA256
+from .invoke import invoke_headers, invoke_path
+from .params import InvokeParams
+from .sigv4 import EMPTY_SHA256
 
 __all__ = ["Request", "RuntimeEndpoint", "invoke_request"]
 

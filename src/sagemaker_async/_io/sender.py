@@ -21,17 +21,17 @@ from typing import Any
 
 import httpx
 
-from . import _streams
-from ._credentials import CredentialProvider
-from ._http11.routing import OwnedSenders
-from ._http11.transport import LeanTransport
-from ._requests import Request
-from ._retry import RetryPolicy, retry_after_seconds
-from ._runtime import Runtime
-from ._s3 import literal_dot_segments
-from ._signing import FrozenCredentials, SigV4Signer, format_amz_date
-from ._version import __version__
-from .errors import SageMakerAsyncError, ServiceError, TransportError
+from .._protocol.requests import Request
+from .._protocol.retry import RetryPolicy, retry_after_seconds
+from .._protocol.s3 import literal_dot_segments
+from .._protocol.sigv4 import FrozenCredentials, SigV4Signer, format_amz_date
+from .._version import __version__
+from ..errors import SageMakerAsyncError, ServiceError, TransportError
+from . import streams
+from .credentials import CredentialProvider
+from .http11.routing import OwnedSenders
+from .http11.transport import LeanTransport
+from .runtime import Runtime
 
 __all__ = ["Content", "SignedSender", "read_whole"]
 
@@ -113,7 +113,7 @@ class SignedSender:
     # -- the seam --------------------------------------------------------------------------
 
     def default_transport(self, url: httpx.URL) -> httpx.AsyncBaseTransport | httpx.AsyncClient:
-        """The pool opened here for ``url``'s origin (see ``_http11.routing``)."""
+        """The pool opened here for ``url``'s origin (see ``.http11.routing``)."""
         return self._senders.for_url(url)
 
     async def _send_once(
@@ -384,7 +384,7 @@ async def read_whole(response: httpx.Response, body_limit: int | None = None) ->
     process until it dies) is an error, not a bigger buffer: that is what bounds an endless
     body, and the hook for a caller's own size limit."""
     if body_limit is None:
-        body_limit = _streams.MAX_BUFFERED_BODY  # read late: tests lower it
+        body_limit = streams.MAX_BUFFERED_BODY  # read late: tests lower it
     stream = response.stream
     try:
         if isinstance(stream, httpx.ByteStream):  # read already (ours, or a mock's)

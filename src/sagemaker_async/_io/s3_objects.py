@@ -1,6 +1,6 @@
 """The S3 object operations, sent through the client's one signed sender.
 
-Thin I/O around ``_s3``: pick the host for the bucket's region, build the request (a pure
+Thin I/O around ``_protocol.s3``: pick the host for the bucket's region, build the request (a pure
 function), send it, and when S3 says the bucket lives in another region, remember that
 region and send the request once more, signed for it (what the AWS SDKs do). The runtime
 client's FIPS and dual-stack settings choose the S3 host too: a FIPS user's payload never
@@ -18,22 +18,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from ._endpoints import resolve_s3_host
-from ._freshness import parse_http_date
-from ._multipart_wire import (
-    CompletedPart,
-    abort_request,
-    checksum_headers,
-    complete_body,
-    complete_request,
-    create_request,
-    parse_complete,
-    parse_upload_id,
-    upload_part_request,
-)
-from ._protocol import request_id_of
-from ._requests import Request
-from ._s3 import (
+from .._protocol.endpoints import resolve_s3_host
+from .._protocol.freshness import parse_http_date
+from .._protocol.invoke import request_id_of
+from .._protocol.requests import Request
+from .._protocol.s3 import (
     ListEntry,
     Redirect,
     S3Endpoint,
@@ -48,11 +37,22 @@ from ._s3 import (
     put_object_request,
     redirect_region,
 )
-from ._signing import SigV4Signer
-from .errors import AccessDeniedError, ServiceError
+from .._protocol.s3_multipart import (
+    CompletedPart,
+    abort_request,
+    checksum_headers,
+    complete_body,
+    complete_request,
+    create_request,
+    parse_complete,
+    parse_upload_id,
+    upload_part_request,
+)
+from .._protocol.sigv4 import SigV4Signer
+from ..errors import AccessDeniedError, ServiceError
 
-if TYPE_CHECKING:  # the sender reads bodies with _streams, which reads object heads here
-    from ._sender import Content, SignedSender
+if TYPE_CHECKING:  # the sender reads bodies with .streams, which reads object heads here
+    from .sender import Content, SignedSender
 
 __all__ = ["ObjectHead", "S3Objects", "object_head"]
 
@@ -392,7 +392,7 @@ class S3Objects:
 
     async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
         """The object's stored bytes (never decoded) and its Content-Type."""
-        from ._streams import read_body  # here: _streams builds on this module
+        from .streams import read_body  # here: .streams builds on this module
 
         response = await self.open_object(location)
         try:

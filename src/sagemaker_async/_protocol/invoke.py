@@ -14,10 +14,8 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from urllib.parse import quote
 
-from ._freshness import parse_http_date
-from ._models import AsyncInvocation
-from ._params import INVOKE_FIELDS, InvokeParams
-from .errors import (
+from .._models import AsyncInvocation
+from ..errors import (
     AccessDeniedError,
     InternalFailure,
     ServiceError,
@@ -25,6 +23,8 @@ from .errors import (
     ThrottlingError,
     ValidationError,
 )
+from .freshness import parse_http_date
+from .params import INVOKE_FIELDS, InvokeParams
 
 __all__ = [
     "THROTTLING_CODES",

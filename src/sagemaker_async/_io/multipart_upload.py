@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ._multipart_wire import MAX_PARTS, MIN_PART_SIZE, CompletedPart, sha256_base64
-from ._results import gather_or_cancel
-from ._s3 import S3Location
-from ._threads import run_to_end
-from .errors import ParamValidationError, ServiceError
+from .._protocol.s3 import S3Location
+from .._protocol.s3_multipart import MAX_PARTS, MIN_PART_SIZE, CompletedPart, sha256_base64
+from ..errors import ParamValidationError, ServiceError
+from .results import gather_or_cancel
+from .threads import run_to_end
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

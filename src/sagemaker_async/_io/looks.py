@@ -31,10 +31,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ._objects import ObjectHead
-from ._s3 import ListEntry, S3Location
-from ._schedule import PollScheduler
-from .errors import AccessDeniedError, ServiceError, TransportError
+from .._protocol.s3 import ListEntry, S3Location
+from ..errors import AccessDeniedError, ServiceError, TransportError
+from .s3_objects import ObjectHead
+from .schedule import PollScheduler
 
 __all__ = ["FALLBACK", "BatchedLooks", "Lister", "prefix_of"]
 
@@ -272,8 +272,8 @@ class BatchedLooks:
 
 
 def _is_weather(exc: BaseException) -> bool:
-    # Here, not from _results: that module builds on this one.
-    from ._results import is_weather
+    # Here, not at the top: .results builds on this module.
+    from .results import is_weather
 
     return not isinstance(exc, AccessDeniedError) and is_weather(exc)
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypedDict
 
-from .errors import ParamValidationError
+from ..errors import ParamValidationError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

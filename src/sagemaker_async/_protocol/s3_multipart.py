@@ -15,7 +15,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from ._s3 import (
+from ..errors import ServiceError
+from .s3 import (
     S3Endpoint,
     S3Location,
     S3Request,
@@ -23,8 +24,7 @@ from ._s3 import (
     encode_key,
     parse_s3_error,
 )
-from ._signing import EMPTY_SHA256
-from .errors import ServiceError
+from .sigv4 import EMPTY_SHA256
 
 __all__ = [
     "CompletedPart",

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from ._protocol import _sanitize_code, error_class, request_id_of
-from .errors import ServiceError
+from ..errors import ServiceError
+from .invoke import _sanitize_code, error_class, request_id_of
 
 __all__ = [
     "MAX_BATCH",

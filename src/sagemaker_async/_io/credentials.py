@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from ._signing import FrozenCredentials
-from .errors import NoCredentialsError, ParamValidationError
+from .._protocol.sigv4 import FrozenCredentials
+from ..errors import NoCredentialsError, ParamValidationError
 
 __all__ = ["CredentialProvider", "make_provider"]
 

@@ -6,7 +6,7 @@ FailureLocation; polling S3 well is the whole job. So:
 - one task watches both objects, HEAD requests sent together, and nothing else runs in
   the background: cancelling the caller cancels (and awaits) the in-flight requests;
 - 404 means "not yet", and so does an object older than the invocation (the freshness
-  rule of ``_freshness``: a reused InferenceId or Filename leaves the last run's objects
+  rule of ``_protocol.freshness``: a reused InferenceId or Filename leaves the last run's objects
   at the same keys);
 - weather does not end a wait: 5xx, throttling, refused or reset connections and
   timeouts are answered like "not yet", with the schedule's backoff, until the deadline.
@@ -15,8 +15,8 @@ FailureLocation; polling S3 well is the whole job. So:
   into a timeout: the SageMaker SDK's "inference could still be running" for a missing
   permission is the mistake this avoids), and so is any other 4xx;
 - all waits of a client sleep on one timer heap and share a bounded number of looks in
-  flight (``_schedule``), so thousands of waits neither flood the pool nor starve invokes;
-- when many waits are due on one S3 prefix, one listing answers them all (``_looks``);
+  flight (``.schedule``), so thousands of waits neither flood the pool nor starve invokes;
+- when many waits are due on one S3 prefix, one listing answers them all (``.looks``);
 - the delay grows from ``poll_interval`` by half each time up to a cap, with jitter so a
   fleet of waiters started together does not poll in lockstep; the last sleep is cut to end
   at the deadline and one last poll made there.
@@ -38,15 +38,11 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from ._freshness import Outcome, decide_fresh
-from ._looks import BatchedLooks, Lister
-from ._models import AsyncInvocation, InferenceResult
-from ._objects import ObjectHead, object_head
-from ._retry import RetryPolicy
-from ._s3 import S3Location, parse_s3_uri
-from ._schedule import PollScheduler
-from ._streams import read_body, too_large
-from .errors import (
+from .._models import AsyncInvocation, InferenceResult
+from .._protocol.freshness import Outcome, decide_fresh
+from .._protocol.retry import RetryPolicy
+from .._protocol.s3 import S3Location, parse_s3_uri
+from ..errors import (
     AccessDeniedError,
     InferenceFailedError,
     ParamValidationError,
@@ -55,6 +51,10 @@ from .errors import (
     TransportError,
     WaitTimeoutError,
 )
+from .looks import BatchedLooks, Lister
+from .s3_objects import ObjectHead, object_head
+from .schedule import PollScheduler
+from .streams import read_body, too_large
 
 __all__ = [
     "DEFAULT_POLL_INTERVAL",

@@ -26,9 +26,9 @@ from typing import cast
 
 import httpx
 
-from ._objects import ObjectHead, object_head
-from ._threads import run_to_end
-from .errors import ParamValidationError, ResultTooLargeError, TransportError
+from ..errors import ParamValidationError, ResultTooLargeError, TransportError
+from .s3_objects import ObjectHead, object_head
+from .threads import run_to_end
 
 __all__ = [
     "MAX_BUFFERED_BODY",

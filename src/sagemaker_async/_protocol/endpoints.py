@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from .errors import ParamValidationError
+from ..errors import ParamValidationError
 
 __all__ = [
     "RUNTIME_ENDPOINT_ENV_VAR",

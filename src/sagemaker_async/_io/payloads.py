@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeAlias, TypeVar, cast
 
-from ._params import MAX_INLINE_BODY
-from ._threads import run_to_end
-from .errors import ParamValidationError
+from .._protocol.params import MAX_INLINE_BODY
+from ..errors import ParamValidationError
+from .threads import run_to_end
 
 __all__ = ["CHUNK_SIZE", "Payload", "UploadBody", "prepare_upload", "read_small"]
 

@@ -14,8 +14,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ._retry import DEFAULT_MAX_ATTEMPTS
-from .errors import ParamValidationError
+from .._protocol.retry import DEFAULT_MAX_ATTEMPTS
+from ..errors import ParamValidationError
 
 __all__ = ["ProfileConfig", "load_profile_config", "resolve_settings"]
 

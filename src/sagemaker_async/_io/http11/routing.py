@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from ..errors import ParamValidationError
+from ...errors import ParamValidationError
 from .transport import LeanTransport
 
 __all__ = ["OwnedSenders", "ca_bundle_context", "proxy_configured"]
