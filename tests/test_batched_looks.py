@@ -277,10 +277,10 @@ def invocations(count: int) -> list[AsyncInvocation]:
     ]
 
 
-def batched_client(router: respx.MockRouter, **kwargs: Any) -> Any:
+def batched_client(router: respx.MockRouter, window: float = 0.0, **kwargs: Any) -> Any:
     client, _ = make_client(router, random=lambda: 0.0, **kwargs)
     waiter = client._results
-    waiter.looks = BatchedLooks(client._s3, waiter.scheduler, window=0.0)
+    waiter.looks = BatchedLooks(client._s3, waiter.scheduler, window=window)
     return client
 
 
@@ -352,3 +352,19 @@ async def test_an_unexpected_error_of_a_listing_reaches_every_wait() -> None:
         *(batcher.find(loc(f"o/{n}"), None) for n in range(8)), return_exceptions=True
     )
     assert all(isinstance(result, RuntimeError) for result in results)  # none left hanging
+
+
+async def test_a_few_waits_send_heads_at_once_without_gathering(
+    router: respx.MockRouter,
+) -> None:
+    heads = router.head(host="my-bucket.s3.amazonaws.com").mock(return_value=httpx.Response(404))
+    # A window long enough to hang the test: 3 waits (6 keys < 8) never wait for it.
+    client = batched_client(router, window=3600.0)
+    async with client:
+        results = await asyncio.gather(
+            *(client.wait_for_result(inv, timeout=0) for inv in invocations(3)),
+            return_exceptions=True,
+        )
+    assert all("no result" in str(result) for result in results)
+    assert heads.call_count == 6
+    assert client._results._waiting == 0

@@ -130,6 +130,12 @@ class BatchedLooks:
         self._tasks: set[asyncio.Task[None]] = set()
         self.listings = 0  # pages listed, for tests and benchmarks
 
+    @property
+    def min_waits(self) -> int:
+        """Fewer waits in flight on the client than this cannot fill a batch: HEADs at once
+        (no gathering window for a lone wait). Each wait looks for up to two keys."""
+        return max(1, -(-self._min_due // 2))
+
     async def find(
         self, output: S3Location, failure: S3Location | None
     ) -> tuple[ObjectHead | None, ObjectHead | None] | None:

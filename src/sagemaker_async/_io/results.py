@@ -247,7 +247,7 @@ async def _both(first: Awaitable[_A], second: Coroutine[Any, Any, _B]) -> tuple[
 class ResultWaiter:
     """Polls S3 for an invocation's output or failure; its seams are attributes."""
 
-    __slots__ = ("clock", "looks", "objects", "random", "scheduler", "sleep")
+    __slots__ = ("_waiting", "clock", "looks", "objects", "random", "scheduler", "sleep")
 
     def __init__(
         self,
@@ -266,6 +266,7 @@ class ResultWaiter:
         self.random = rng
         # Batched looks when the reader can list (the client's S3Objects), HEADs otherwise.
         self.looks = None if batched is None else BatchedLooks(batched, self.scheduler)
+        self._waiting = 0  # waits in flight: a lone wait never waits to be batched
 
     async def get(
         self, location: S3Location, uri: str, max_bytes: int | None = None
@@ -381,6 +382,23 @@ class ResultWaiter:
         check_wait_arguments(timeout, poll_interval)
         output, failure = locations_of(invocation)
         deadline = None if timeout is None else self.clock() + timeout
+        self._waiting += 1
+        try:
+            return await self._poll_until(
+                invocation, output, failure, deadline, timeout, poll_interval
+            )
+        finally:
+            self._waiting -= 1
+
+    async def _poll_until(
+        self,
+        invocation: AsyncInvocation,
+        output: S3Location,
+        failure: S3Location | None,
+        deadline: float | None,
+        timeout: float | None,
+        poll_interval: float,
+    ) -> ObjectHead | bool | None:
         for delay in PollSchedule(poll_interval, rng=self.random):
             look = self._paced_look(invocation, output, failure)
             try:
@@ -411,8 +429,9 @@ class ResultWaiter:
     async def _paced_look(
         self, invocation: AsyncInvocation, output: S3Location, failure: S3Location | None
     ) -> tuple[Outcome, ObjectHead | bool | None]:
-        if self.looks is not None:
-            found = await self.looks.find(output, failure)
+        looks = self.looks
+        if looks is not None and self._waiting >= looks.min_waits:
+            found = await looks.find(output, failure)
             if found is not None:  # one listing answered it, as the HEADs would have
                 output_head, failure_head = found
                 outcome = decide_fresh(
