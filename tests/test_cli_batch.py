@@ -257,6 +257,24 @@ async def test_a_batch_over_an_s3_prefix(local: Local, tmp_path: Path) -> None:
     assert local.endpoint.invocation_count("model") == 3
 
 
+@pytest.mark.parametrize("where", ["under a file", "a folder"])
+async def test_an_unwritable_record_is_exit_2_before_the_prefix_is_listed(
+    tmp_path: Path, where: str
+) -> None:
+    # S3 is a closed port: had the prefix been listed first, the error would be a
+    # connection error (exit 1), after retries, instead of the record's usage error.
+    (tmp_path / "a-file").write_text("x")
+    record = tmp_path / "a-file" / "record.jsonl" if where == "under a file" else tmp_path
+    env = cli_env(None, tmp_path, {"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:1"})
+    result = await run_cli(
+        "batch", "--endpoint-name", "model", "--input-prefix", "s3://bucket/inputs/",
+        "--record", str(record),
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert_one_error_line(result.stderr, f"cannot write --record {record}")
+
+
 @pytest.mark.parametrize(
     ("lines", "needles"),
     [

@@ -149,3 +149,23 @@ async def test_local_serve_notify_prints_the_sqs_endpoint_and_the_queue(tmp_path
     interrupt(process)
     done = await finish(process)
     assert done.returncode == 130
+
+
+@pytest.mark.slow  # a CLI run that waits out a one-second timeout
+async def test_poll_interval_with_queue_url_sets_how_often_s3_is_still_checked(
+    local: tuple[LocalEndpoint, dict[str, str]],
+) -> None:
+    endpoint, env = local
+    assert endpoint.queue_url is not None
+    output = f"{endpoint.output_path}/never.out"
+    got = await run_cli(
+        "wait", "--output-location", output, "--queue-url", endpoint.queue_url,
+        "--poll-interval", "0.01", "--timeout", "1", "--debug",
+        env=env,
+    )  # fmt: skip
+    assert got.returncode == 1
+    assert "WaitTimeoutError" in got.stderr
+    # Without the option only the last look at the deadline would go to S3 (the
+    # listener's own fallback is 60 s); with it, S3 is looked at well before.
+    heads = [line for line in got.stderr.splitlines() if f"HeadObject location={output}" in line]
+    assert len(heads) >= 2, got.stderr

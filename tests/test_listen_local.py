@@ -445,3 +445,31 @@ async def test_boto3_reads_the_same_notification_from_the_local_queue(
     )
     sqs.close()
     assert queue_depth(local) == (0, 0)
+
+
+async def test_a_served_region_other_than_us_east_1_carries_the_notifications(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # moto keeps a queue per region and answers each request from the region its
+    # signature is scoped to: the queue must be made in (and published to) the served one.
+    region = "eu-west-1"
+    async with LocalEndpoint({"ep": upper}, notify=True, region=region) as local:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", local.endpoint_url)
+        async with (
+            AsyncInferenceClient(
+                region,
+                endpoint_url=local.endpoint_url,
+                s3_endpoint_url=local.s3_endpoint_url,
+                aws_access_key_id="AKIDLOCAL",
+                aws_secret_access_key="not-a-secret",
+            ) as client,
+            client.listen(local.queue_url, fallback_poll_interval=60) as listener,  # type: ignore[arg-type]
+        ):
+            seen = on_message(listener)
+            invocation = await client.invoke_endpoint_async("ep", body=b"far away")
+            result = await listener.wait(invocation, timeout=WAIT)
+            assert result.body == b"FAR AWAY"
+            assert seen.is_set()  # answered by the notification, not by the S3 fallback
+            notifier = local._notifier
+            assert notifier is not None
+            assert notifier.published == 1

@@ -799,14 +799,33 @@ async def test_a_hung_poll_does_not_outlive_the_deadline_by_more_than_the_grace(
 
 
 async def test_the_deadline_bounds_looking_not_reading(monkeypatch: pytest.MonkeyPatch) -> None:
-    # An output found just in time is read in full, even when reading outlasts the deadline.
-    monkeypatch.setattr(_results, "_DEADLINE_GRACE", 0.01)
+    # An output found just in time is read in full, even when reading outlasts the deadline:
+    # the waiter's read (open_object, then the body) runs outside the bound put on each look,
+    # and the clock passing the deadline while it reads ends nothing.
+    fake = FakeTime()
+    bounded = False
+    real_bounded = ResultWaiter._bounded
+
+    async def spy(waiter: ResultWaiter, *args: Any) -> Any:
+        nonlocal bounded
+        bounded = True
+        try:
+            return await real_bounded(waiter, *args)
+        finally:
+            bounded = False
+
+    monkeypatch.setattr(ResultWaiter, "_bounded", spy)
+    reads: list[bool] = []  # for each read: was it under the look's bound?
 
     class SlowRead(FakeS3):
-        async def get_object(self, location: S3Location) -> tuple[bytes, str | None]:
-            await asyncio.sleep(0.03)  # longer than the whole 10 ms budget of the look
-            return await super().get_object(location)  # type: ignore[misc]
+        async def open_object(self, location: S3Location) -> httpx.Response:
+            reads.append(bounded)
+            fake.now += 3600.0  # the read takes an hour past the deadline
+            await asyncio.sleep(0)  # and yields, as a real read does
+            return await super().open_object(location)
 
     s3 = SlowRead({OUTPUT: 0}, {OUTPUT: b"worth the wait"})
-    result = await fake_waiter(s3, FakeTime()).wait(AsyncInvocation("i", OUTPUT, None), timeout=0)
+    result = await fake_waiter(s3, fake).wait(AsyncInvocation("i", OUTPUT, None), timeout=0)
     assert result.body == b"worth the wait"
+    assert (s3.heads, s3.gets) == ([OUTPUT], [OUTPUT])  # one look, then one read
+    assert reads == [False]

@@ -277,7 +277,11 @@ class AsyncInferenceClient:
         if waiter is None:
             runtime = self._runtime
             waiter = self._result_waiter = ResultWaiter(
-                self._s3, clock=runtime.monotonic, sleep=runtime.poll_sleep, rng=runtime.random
+                self._s3,
+                clock=runtime.monotonic,
+                sleep=runtime.poll_sleep,
+                rng=runtime.random,
+                batched=self._s3,
             )
         return waiter
 
@@ -401,7 +405,9 @@ class AsyncInferenceClient:
         ``invocation`` is the ``AsyncInvocation`` from ``invoke_endpoint_async`` or
         ``submit`` (to read an output by location, use ``get_result``). Polls with HEAD,
         the output and failure objects together, every ``poll_interval`` seconds at first
-        and up to 30 s apart (with jitter); ``timeout=None`` waits forever. Objects older
+        and up to 30 s apart (with jitter); ``timeout=None`` waits forever. When many
+        waits of the client are due on one S3 prefix, one ListObjectsV2 of it answers
+        them all instead (batched looks: no new permission, the same rules). Objects older
         than ``invocation.submitted_at`` (a previous run's, at a reused key) are ignored;
         if both objects are fresh, the later one wins.
 

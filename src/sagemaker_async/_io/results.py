@@ -16,6 +16,7 @@ FailureLocation; polling S3 well is the whole job. So:
   permission is the mistake this avoids), and so is any other 4xx;
 - all waits of a client sleep on one timer heap and share a bounded number of looks in
   flight (``.schedule``), so thousands of waits neither flood the pool nor starve invokes;
+- when many waits are due on one S3 prefix, one listing answers them all (``.looks``);
 - the delay grows from ``poll_interval`` by half each time up to a cap, with jitter so a
   fleet of waiters started together does not poll in lockstep; the last sleep is cut to end
   at the deadline and one last poll made there.
@@ -50,6 +51,7 @@ from ..errors import (
     TransportError,
     WaitTimeoutError,
 )
+from .looks import BatchedLooks, Lister
 from .s3_objects import ObjectHead, object_head
 from .schedule import PollScheduler
 from .streams import read_body, too_large
@@ -245,7 +247,7 @@ async def _both(first: Awaitable[_A], second: Coroutine[Any, Any, _B]) -> tuple[
 class ResultWaiter:
     """Polls S3 for an invocation's output or failure; its seams are attributes."""
 
-    __slots__ = ("clock", "objects", "random", "scheduler", "sleep")
+    __slots__ = ("_waiting", "clock", "looks", "objects", "random", "scheduler", "sleep")
 
     def __init__(
         self,
@@ -255,12 +257,16 @@ class ResultWaiter:
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         rng: Callable[[], float] = random.random,
         scheduler: PollScheduler | None = None,
+        batched: Lister | None = None,
     ) -> None:
         self.objects = objects
         self.clock = clock
         self.scheduler = scheduler if scheduler is not None else PollScheduler()
         self.sleep = sleep if sleep is not None else self.scheduler.sleep
         self.random = rng
+        # Batched looks when the reader can list (the client's S3Objects), HEADs otherwise.
+        self.looks = None if batched is None else BatchedLooks(batched, self.scheduler)
+        self._waiting = 0  # waits in flight: a lone wait never waits to be batched
 
     async def get(
         self, location: S3Location, uri: str, max_bytes: int | None = None
@@ -376,6 +382,23 @@ class ResultWaiter:
         check_wait_arguments(timeout, poll_interval)
         output, failure = locations_of(invocation)
         deadline = None if timeout is None else self.clock() + timeout
+        self._waiting += 1
+        try:
+            return await self._poll_until(
+                invocation, output, failure, deadline, timeout, poll_interval
+            )
+        finally:
+            self._waiting -= 1
+
+    async def _poll_until(
+        self,
+        invocation: AsyncInvocation,
+        output: S3Location,
+        failure: S3Location | None,
+        deadline: float | None,
+        timeout: float | None,
+        poll_interval: float,
+    ) -> ObjectHead | bool | None:
         for delay in PollSchedule(poll_interval, rng=self.random):
             look = self._paced_look(invocation, output, failure)
             try:
@@ -406,6 +429,15 @@ class ResultWaiter:
     async def _paced_look(
         self, invocation: AsyncInvocation, output: S3Location, failure: S3Location | None
     ) -> tuple[Outcome, ObjectHead | bool | None]:
+        looks = self.looks
+        if looks is not None and self._waiting >= looks.min_waits:
+            found = await looks.find(output, failure)
+            if found is not None:  # one listing answered it, as the HEADs would have
+                output_head, failure_head = found
+                outcome = decide_fresh(
+                    invocation.submitted_at, _seen(output_head), _seen(failure_head)
+                )
+                return outcome, output_head
         async with self.scheduler.pace:
             return await self._look(invocation, output, failure, retries=False)
 

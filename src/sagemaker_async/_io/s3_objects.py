@@ -23,6 +23,7 @@ from .._protocol.freshness import parse_http_date
 from .._protocol.invoke import request_id_of
 from .._protocol.requests import Request
 from .._protocol.s3 import (
+    ListEntry,
     Redirect,
     S3Endpoint,
     S3Location,
@@ -30,7 +31,7 @@ from .._protocol.s3 import (
     head_bucket_request,
     head_object_request,
     list_objects_request,
-    parse_list_page,
+    parse_list_entries,
     parse_s3_error,
     parse_s3_failure,
     put_object_request,
@@ -405,12 +406,23 @@ class S3Objects:
         keys: list[str] = []
         token: str | None = None
         while True:
-            response = await self._request(
-                bucket,
-                functools.partial(list_objects_request, bucket, prefix, token),
-                log_fields=f" bucket={bucket} prefix={prefix}",
-            )
-            page, token = parse_list_page(response.content)
-            keys.extend(page)
+            page, token = await self.list_page(bucket, prefix, token)
+            keys.extend(entry.key for entry in page)
             if token is None:
                 return keys
+
+    async def list_page(
+        self, bucket: str, prefix: str, token: str | None, *, retries: bool = True
+    ) -> tuple[list[ListEntry], str | None]:
+        """One ListObjectsV2 page under ``prefix``: its entries and the next page's token.
+
+        ``retries=False``: one attempt, no retry quota (batched looks of waits retry on the
+        waits' own schedule, as their HEADs do).
+        """
+        response = await self._request(
+            bucket,
+            functools.partial(list_objects_request, bucket, prefix, token),
+            log_fields=f" bucket={bucket} prefix={prefix}",
+            retries=retries,
+        )
+        return parse_list_entries(response.content)

@@ -25,6 +25,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Final
 from urllib.parse import quote, unquote, urlsplit
@@ -36,6 +37,7 @@ from .sigv4 import EMPTY_SHA256
 
 __all__ = [
     "MAX_KEY_BYTES",
+    "ListEntry",
     "Redirect",
     "S3Endpoint",
     "S3Location",
@@ -47,6 +49,7 @@ __all__ = [
     "head_object_request",
     "is_virtual_hostable",
     "list_objects_request",
+    "parse_list_entries",
     "parse_list_page",
     "parse_s3_error",
     "parse_s3_failure",
@@ -386,14 +389,12 @@ def list_objects_request(
     """ListObjectsV2: ``GET /?list-type=2&prefix=...`` on the bucket, keys URL-encoded
     (``encoding-type=url``, as botocore asks) so any key survives XML."""
     url, host, path = endpoint.target(bucket, "/")
-    pairs = [
-        ("list-type", "2"),
-        ("encoding-type", "url"),
-        ("max-keys", str(_LIST_PAGE_SIZE)),
-        ("prefix", prefix),
-    ]
+    # botocore's order (the shape's members, then the encoding its handler adds): the
+    # signature does not depend on it, but a request equal to botocore's byte for byte does.
+    pairs = [("list-type", "2"), ("prefix", prefix), ("max-keys", str(_LIST_PAGE_SIZE))]
     if token is not None:
         pairs.append(("continuation-token", token))
+    pairs.append(("encoding-type", "url"))
     query = _query(pairs)
     return Request(
         "ListObjectsV2",
@@ -411,38 +412,90 @@ def _local_name(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def parse_list_page(body: bytes) -> tuple[list[str], str | None]:
-    """(keys, next continuation token or None) of one ListObjectsV2 answer.
+@dataclass(frozen=True, slots=True)
+class ListEntry:
+    """One object of a listing: what a wait needs of it without a HEAD."""
+
+    key: str
+    last_modified: datetime | None
+    size: int | None
+
+
+def _list_time(text: str | None) -> datetime | None:
+    """ListObjectsV2's ``LastModified`` (ISO 8601, ``...Z``) as aware UTC."""
+    if not text:
+        return None
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _malformed_listing(f"LastModified {text!r} is not a time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _malformed_listing(why: str) -> ServiceError:
+    return ServiceError(
+        f"S3 answered ListObjectsV2 with {why}", code="MalformedResponse", status_code=200
+    )
+
+
+def parse_list_entries(body: bytes) -> tuple[list[ListEntry], str | None]:
+    """(entries, next continuation token or None) of one ListObjectsV2 answer.
 
     CPython's expat never fetches external entities, so a hostile answer cannot make this
-    read files; an answer that is not XML is a ``ServiceError``, never an empty listing.
+    read files; an answer that is not XML, or whose entries are unreadable (no key, a bad
+    time or size, truncated without a token), is a ``ServiceError``, never a short listing.
     """
     try:
         root = ET.fromstring(body)  # noqa: S314
     except ET.ParseError as exc:
-        raise ServiceError(
-            f"S3 answered ListObjectsV2 with something that is not XML: {exc}",
-            code="MalformedResponse",
-            status_code=200,
-        ) from None
+        raise _malformed_listing(f"something that is not XML: {exc}") from None
+    if _local_name(root.tag) != "ListBucketResult":
+        raise _malformed_listing(f"a <{_local_name(root.tag)}> document")
     encoded = any(
         _local_name(child.tag) == "EncodingType" and (child.text or "").strip() == "url"
         for child in root
     )
-    keys: list[str] = []
+    entries: list[ListEntry] = []
     token: str | None = None
     truncated = False
     for child in root:
         name = _local_name(child.tag)
         if name == "Contents":
+            key: str | None = None
+            last_modified: datetime | None = None
+            size: int | None = None
             for field in child:
-                if _local_name(field.tag) == "Key" and field.text:
-                    keys.append(unquote(field.text) if encoded else field.text)
+                field_name = _local_name(field.tag)
+                if field_name == "Key":
+                    key = field.text
+                elif field_name == "LastModified":
+                    last_modified = _list_time(field.text)
+                elif field_name == "Size":
+                    text = (field.text or "").strip()
+                    if not text.isdigit():
+                        raise _malformed_listing(f"Size {field.text!r} is not a byte count")
+                    size = int(text)
+            if not key:
+                raise _malformed_listing("an entry without a key")
+            entries.append(ListEntry(unquote(key) if encoded else key, last_modified, size))
         elif name == "IsTruncated":
             truncated = (child.text or "").strip() == "true"
         elif name == "NextContinuationToken":
             token = child.text
-    return keys, token if truncated else None
+    if truncated and not token:
+        raise _malformed_listing("a truncated page without a continuation token")
+    return entries, token if truncated else None
+
+
+def parse_list_page(body: bytes) -> tuple[list[str], str | None]:
+    """(keys, next continuation token or None) of one ListObjectsV2 answer."""
+    entries, token = parse_list_entries(body)
+    return [entry.key for entry in entries], token
 
 
 def head_bucket_request(bucket: str, endpoint: S3Endpoint) -> S3Request:

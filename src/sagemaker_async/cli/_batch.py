@@ -11,8 +11,21 @@ A run first reads the record and skips every item it says was submitted. Stoppin
 starts, the invocations already sent are awaited and recorded, then the run ends. Only a
 second Ctrl-C cancels requests mid-flight, and says so.
 
-Throttling is not an item error: the item backs off (full jitter, growing) and goes
-again, and the limit of requests in flight is halved (``AdaptiveLimit``).
+Every request is retried by the client's sender first (``max_attempts``, its backoff).
+Throttling that outlasts those retries is still not an item error: the item backs off and
+goes again, and the limit of requests in flight is halved (``AdaptiveLimit``). That round
+sits above the sender's retries for what one request cannot know: the sender's backoff
+starts afresh with each call and sees one request, while the batch lowers its concurrency
+for every item and keeps a throttled item alive, with a pause that grows from round to
+round, through a burst longer than one request's retries.
+
+Why not ``client.submit``: it goes from payload to request in one call, and a batch needs
+the moment in between. A stop (Ctrl-C) that comes while a file is read or uploaded must
+not be followed by a new InvokeEndpointAsync — the item was never accepted, so the next
+run sends it, and the stop sends nothing more (a slow read, a FIFO, a 1 GB upload can
+take long). So ``_prepare`` makes the payload with the client's public ``upload_input``
+(or a bounded read), the stop is checked, and ``invoke_endpoint_async`` sends it; the size
+rule is the manifest's, checked before the first request and again on the bytes read.
 """
 
 from __future__ import annotations
@@ -267,7 +280,11 @@ class Batch:
         self.stop(f"stopped by {type(exc).__name__}")
 
     async def _prepare(self, item: Item) -> _Payload:
-        """Inline bytes, an S3 URI as given, or a large file uploaded (same key every run)."""
+        """Inline bytes, an S3 URI as given, or a large file uploaded (same key every run).
+
+        Not ``client.submit``: the caller checks for a stop between this and the invoke
+        (see the module docstring).
+        """
         if item.s3_uri is not None:
             return _Payload(input_location=item.s3_uri)
         assert item.path is not None

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._batch import INLINE_LIMIT, Batch, BatchSettings
-from ._common import Streams, make_client, write_json
+from ._common import Streams, listen_options, make_client, write_json
 from ._errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_TERMINATED, Interrupted, UsageError
 from ._manifest import ITEM_OPTIONS, Item, items_from_uris, load_manifest
 from ._progress import Counters, Progress
@@ -95,6 +95,7 @@ async def run_batch(args: argparse.Namespace, streams: Streams) -> int:
     defaults = _defaults(args)
     streams.redact.add(args.custom_attributes)
     record = RecordFile(args.record, endpoint_name=args.endpoint_name)
+    record.check_writable()  # before --input-prefix is listed, or anything is sent
     async with make_client(args) as client:
         items: list[Item]
         if args.manifest is not None:
@@ -123,7 +124,9 @@ async def run_batch(args: argparse.Namespace, streams: Streams) -> int:
             batch_client: Any = client
             if args.queue_url is not None:
                 # One listener, one long poll, serves every wait of the batch.
-                listener = await stack.enter_async_context(client.listen(args.queue_url))
+                listener = await stack.enter_async_context(
+                    client.listen(args.queue_url, **listen_options(args))
+                )
                 batch_client = _ListeningClient(client, listener)
             batch = Batch(
                 batch_client,

@@ -21,6 +21,7 @@ __all__ = [
     "Streams",
     "check_outfile",
     "invocation_json",
+    "listen_options",
     "load_body",
     "make_client",
     "write_body",
@@ -35,6 +36,18 @@ class Streams:
     stdout: BinaryIO = field(default_factory=lambda: sys.stdout.buffer)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     redact: Redactor = field(default_factory=Redactor)
+
+
+def listen_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``client.listen``'s keywords from ``--poll-interval``, given with ``--queue-url``.
+
+    Waiting on notifications there is no polling schedule to start, but S3 is still looked
+    at in case a notification is lost: the option sets how often (the listener's
+    ``fallback_poll_interval``), and without it the listener's own 60 s apply.
+    """
+    if args.poll_interval is None:
+        return {}
+    return {"fallback_poll_interval": args.poll_interval}
 
 
 def make_client(args: argparse.Namespace, **kwargs: Any) -> AsyncInferenceClient:

@@ -84,7 +84,7 @@ def _requests() -> list[_Request]:
 
 
 async def run_demo(args: argparse.Namespace, streams: Streams) -> int:
-    """Exit 0 when the two good requests succeed and the bad one fails, as they should."""
+    """Exit 0 when the three good requests succeed and the bad one fails, as they should."""
     require_local_extra()
     _isolate_environment()
     from .. import AsyncInferenceClient, InferenceFailedError
@@ -213,11 +213,13 @@ async def run_demo(args: argparse.Namespace, streams: Streams) -> int:
         say(f"               {notified.body.decode('utf-8', errors='replace')}")
     as_expected = all((r.state == "failed") == r.expect_failure for r in requests)
     as_expected = as_expected and notified is not None
-    done = sum(r.state == "done" for r in requests)
-    failed = len(requests) - done
+    # Every request that ran is counted, the notified one (#4) included.
+    ran = len(requests) + 1
+    done = sum(r.state == "done" for r in requests) + (notified is not None)
+    failed = ran - done
     say()
     verdict = "as expected" if as_expected else "NOT as expected"
-    say(f"{len(requests)} requests: {done} done, {failed} failed ({verdict}).")
+    say(f"{ran} requests: {done} done, {failed} failed ({verdict}).")
     say(
         "Next: sagemaker-async local serve --endpoint "
         "sentiment=sagemaker_async.local.demo_models:sentiment  (then point any SDK at it)"

@@ -19,6 +19,7 @@ from ._common import (
     Streams,
     check_outfile,
     invocation_json,
+    listen_options,
     load_body,
     make_client,
     write_body,
@@ -133,7 +134,7 @@ async def run_wait(args: argparse.Namespace, streams: Streams) -> int:
     invocation = AsyncInvocation(inference_id, output, failure, submitted_at=args.not_before)
     async with make_client(args) as client:
         if args.queue_url is not None:
-            async with client.listen(args.queue_url) as listener:
+            async with client.listen(args.queue_url, **listen_options(args)) as listener:
                 result = await listener.wait(invocation, timeout=args.timeout)
         else:
             result = await client.wait_for_result(

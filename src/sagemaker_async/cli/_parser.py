@@ -134,7 +134,10 @@ def _wait_options(parser: argparse._ActionsContainer, *, outfile: bool = True) -
         type=_interval,
         default=None,
         metavar="S",
-        help=f"first delay between polls, growing to 30 s (default: {_DEFAULT_POLL_INTERVAL:g})",
+        help=(
+            f"first delay between polls, growing to 30 s (default: {_DEFAULT_POLL_INTERVAL:g}); "
+            "with --queue-url, how often S3 is still checked (default: 60)"
+        ),
     )
     if outfile:
         parser.add_argument(
@@ -151,7 +154,8 @@ def _queue_url_option(parser: argparse._ActionsContainer) -> None:
         help=(
             "wait on the endpoint's notifications on this SQS queue (subscribed to its "
             "SuccessTopic and ErrorTopic) instead of polling S3; S3 is still checked every "
-            "60 s. AWS_ENDPOINT_URL_SQS overrides the SQS endpoint"
+            "--poll-interval seconds (default: 60), in case a notification is lost. "
+            "AWS_ENDPOINT_URL_SQS overrides the SQS endpoint"
         ),
     )
 
@@ -373,8 +377,8 @@ def _serve_options() -> argparse.ArgumentParser:
     group.add_argument(
         "--region",
         default=argparse.SUPPRESS,
-        help="the region served: signatures must be scoped to it, and the banner exports "
-        "it (default: us-east-1)",
+        help="the region served: signatures must be scoped to it, buckets and the --notify "
+        "queue are made in it, and the banner exports it (default: us-east-1)",
     )
     group.add_argument(
         "--s3-endpoint-url",

@@ -105,6 +105,27 @@ class RecordFile:
         with self.path.open("r+b") as stream:
             stream.truncate(size)
 
+    def check_writable(self) -> None:
+        """Refuse, before any request, a record that ``open`` could not create or append to.
+
+        Nothing is created here (``open`` makes missing folders later): the path must be a
+        writable file, or the nearest folder that exists must let one be made under it.
+        """
+        path = self.path.absolute()
+        if path.is_dir():
+            raise UsageError(f"cannot write --record {self.path}: it is a folder")
+        if path.exists():
+            if not os.access(path, os.W_OK):
+                raise UsageError(f"cannot write --record {self.path}: permission denied")
+            return
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise UsageError(f"cannot write --record {self.path}: {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot write --record {self.path}: permission denied in {folder}")
+
     def open(self) -> None:
         """Open for appending (creating it); a last line without its newline gets one."""
         try:

@@ -232,6 +232,7 @@ class LocalEndpoint:
                 )
             self._notifier = Notifier(
                 account_id=account_id,
+                region=region,  # moto answers SQS from the region a request is signed for
                 queue_name=f"sagemaker-async-local-{secrets.token_hex(4)}",
                 include_response=include_response,
             )

@@ -81,6 +81,17 @@ def object_path(bucket: str, key: str) -> bytes:
     return ("/" + quote(bucket, safe="") + "/" + "/".join(segments)).encode("ascii")
 
 
+def _create_bucket_body(region: str) -> bytes:
+    """CreateBucket's body: S3 (and moto) refuse a bucket outside us-east-1 without one."""
+    if region == "us-east-1":
+        return b""
+    return (
+        b'<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        b"<LocationConstraint>" + region.encode("ascii") + b"</LocationConstraint>"
+        b"</CreateBucketConfiguration>"
+    )
+
+
 class ClientStorage:
     """S3 at ``endpoint_url`` (path-style), signed with ``credentials``.
 
@@ -101,6 +112,7 @@ class ClientStorage:
         self._credentials = credentials
         self._http = http
         self._signer = SigV4Signer(region, "s3")
+        self._bucket_body = _create_bucket_body(region)
 
     async def aclose(self) -> None:
         return None  # the HTTP client belongs to the endpoint
@@ -151,7 +163,8 @@ class ClientStorage:
     async def ensure_bucket(self, bucket: str) -> None:
         """CreateBucket, where "you already own it" (or someone else does) is no error."""
         what = f"CreateBucket {bucket}"
-        response = await self._send("PUT", b"/" + quote(bucket, safe="").encode(), b"", {}, what)
+        path = b"/" + quote(bucket, safe="").encode()
+        response = await self._send("PUT", path, self._bucket_body, {}, what)
         if response.status_code == 200:
             return
         error = self._error(what, response)
@@ -179,6 +192,7 @@ class BackendStorage:
         self._host = host
         self._credentials = credentials
         self._signer = SigV4Signer(region, "s3")
+        self._bucket_body = _create_bucket_body(region)
 
     async def aclose(self) -> None:
         return None
@@ -224,7 +238,8 @@ class BackendStorage:
             raise self._error(f"PutObject {uri}", response)
 
     async def ensure_bucket(self, bucket: str) -> None:
-        response = await self._send("PUT", b"/" + quote(bucket, safe="").encode(), b"")
+        path = b"/" + quote(bucket, safe="").encode()
+        response = await self._send("PUT", path, self._bucket_body)
         if response.status == 200:
             return
         error = self._error(f"CreateBucket {bucket}", response)
