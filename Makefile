@@ -53,14 +53,11 @@ test-py310:
 	$(PY310_VENV)/bin/python -m pip install -q -e . --group test
 	$(PY310_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
-# mypy checks src strictly and tests with relaxed overrides (pyproject); the import
-# contract of the layers is scripts/check_layers.py.
-# ruff format --check joins lint once the tree has been formatted in one go (make format):
-# then set FORMAT_CHECK := 1 here. Until then `make format-check` runs it alone.
-FORMAT_CHECK ?= 0
+# ruff (lint and format), mypy (src strictly, tests with relaxed overrides: pyproject) and the
+# import contract of the layers (scripts/check_layers.py). `make format` fixes the format.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
-	$(if $(filter 1,$(FORMAT_CHECK)),$(VENV)/bin/ruff format --check src tests bench scripts)
+	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy --strict
 	$(PY) scripts/check_layers.py src/sagemaker_async
 

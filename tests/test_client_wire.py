@@ -161,6 +161,7 @@ async def test_a_resend_is_an_attempt_counted_charged_backed_off_and_logged(
 async def test_resends_stop_at_max_attempts() -> None:
     state = HangsUpAfterReading(script=[False, False, False, False])
     server = await asyncio.start_server(state.handle, "127.0.0.1", 0)
+
     async def no_sleep(seconds: float) -> None:
         pass
 

@@ -564,8 +564,7 @@ async def test_upload_bytes_request(router: respx.MockRouter) -> None:
     assert sent.headers["x-amz-content-sha256"] == hashlib.sha256(payload).hexdigest()
     assert (
         "SignedHeaders=content-type;host;x-amz-checksum-sha256;x-amz-content-sha256;x-amz-date;"
-        "x-amz-sdk-checksum-algorithm,"
-        in (sent.headers["authorization"])
+        "x-amz-sdk-checksum-algorithm," in (sent.headers["authorization"])
     )
 
 

@@ -146,11 +146,7 @@ def test_location_validates_itself() -> None:
 @given(st.text(min_size=1, max_size=300).filter(lambda k: "\x00" not in k))
 @settings(max_examples=200)
 def test_parse_keeps_any_key_or_names_the_rule(key: str) -> None:
-    refused = (
-        "\r" in key
-        or "\n" in key
-        or len(key.encode("utf-8")) > MAX_KEY_BYTES
-    )
+    refused = "\r" in key or "\n" in key or len(key.encode("utf-8")) > MAX_KEY_BYTES
     if refused:
         with pytest.raises(ParamValidationError) as caught:
             parse_s3_uri(f"s3://my-bucket/{key}")

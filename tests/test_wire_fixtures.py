@@ -158,9 +158,7 @@ async def test_response_parses_as_botocore_read_it(name: str) -> None:
     if "invocation" in expect:
         assert isinstance(outcome, AsyncInvocation)
         # botocore does not model submitted_at: it is the answer's Date header, ours alone.
-        response_headers = {
-            n.lower(): v for n, v in read(name, "response.json")["headers"]
-        }
+        response_headers = {n.lower(): v for n, v in read(name, "response.json")["headers"]}
         assert outcome.submitted_at == parse_http_date(response_headers.get("date"))
         assert outcome.submitted_at is not None
         outcome = dataclasses.replace(outcome, submitted_at=None)

@@ -220,9 +220,7 @@ def _file_factory(stream: BinaryIO, start: int, length: int, sha256: str) -> Str
     name = str(getattr(stream, "name", None) or "the file object")
 
     def factory() -> AsyncIterator[bytes]:
-        return _ChunkStream(
-            lambda: stream, start, length, owned=False, name=name, sha256=sha256
-        )
+        return _ChunkStream(lambda: stream, start, length, owned=False, name=name, sha256=sha256)
 
     return factory
 

@@ -405,15 +405,11 @@ class ResultWaiter:
                 if deadline is None:
                     outcome, output_head = await look
                 else:
-                    outcome, output_head = await self._bounded(
-                        look, deadline, timeout, invocation
-                    )
+                    outcome, output_head = await self._bounded(look, deadline, timeout, invocation)
             except (TransportError, ServiceError) as exc:
                 if not is_weather(exc):
                     raise
-                logger.debug(
-                    "wait for %s: %s; looking again later", invocation.inference_id, exc
-                )
+                logger.debug("wait for %s: %s; looking again later", invocation.inference_id, exc)
                 outcome, output_head = Outcome.PENDING, None
             if outcome is Outcome.OUTPUT:
                 return output_head

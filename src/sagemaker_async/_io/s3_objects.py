@@ -351,9 +351,7 @@ class S3Objects:
             log_fields=f" location={location.uri}",
         )
 
-    async def head_object(
-        self, location: S3Location, *, retries: bool = True
-    ) -> ObjectHead | None:
+    async def head_object(self, location: S3Location, *, retries: bool = True) -> ObjectHead | None:
         """The object's metadata, None on 404; any other answer raises.
 
         A 403 is an ``AccessDeniedError`` whose message says what to grant: S3 answers 403

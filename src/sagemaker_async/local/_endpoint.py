@@ -502,8 +502,7 @@ class LocalEndpoint:
         if self._dropped:
             shown = ", ".join(self._dropped[:10]) + (" ..." if len(self._dropped) > 10 else "")
             logger.warning(
-                "local endpoint stopped: %d accepted requests got no output or failure "
-                "object: %s",
+                "local endpoint stopped: %d accepted requests got no output or failure object: %s",
                 len(self._dropped),
                 shown,
             )

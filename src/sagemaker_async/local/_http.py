@@ -99,6 +99,7 @@ class Request(_Parts):
         self.body_file.seek(0)
         return data
 
+
 @dataclass(frozen=True, slots=True)
 class Response:
     """What the application answers; the server adds Content-Length and Date."""
@@ -442,8 +443,7 @@ class HttpServer:
                 if part is h11.NEED_DATA:
                     if conn.they_are_waiting_for_100_continue:
                         writer.write(
-                            conn.send(h11.InformationalResponse(status_code=100, headers=[]))
-                            or b""
+                            conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
                         )
                         await writer.drain()
                     try:

@@ -38,6 +38,7 @@ def _chunks(file: IO[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:
     while chunk := file.read(size):
         yield chunk
 
+
 __all__ = ["MotoBackend", "ProxyBackend", "S3Backend"]
 
 # Hop-by-hop headers (RFC 9110 §7.6.1), plus Expect, which the local server already

@@ -24,7 +24,12 @@ from ._http import Request, Response
 
 __all__ = [
     "BackendStorage",
-    "ClientStorage", "Storage", "StorageError", "object_path", "parse_s3_uri"]
+    "ClientStorage",
+    "Storage",
+    "StorageError",
+    "object_path",
+    "parse_s3_uri",
+]
 
 _CODE = re.compile(rb"<Code>([^<]*)</Code>")
 _ATTEMPTS = 3
