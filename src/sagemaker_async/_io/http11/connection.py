@@ -234,6 +234,12 @@ class Connection(asyncio.BufferedProtocol):
             transport.abort()
         if not self.loop.is_closed():
             return
+        # Python 3.10's SSL transport marks itself closed only after abort() got past the
+        # loop, which is gone: mark it here, or it warns of an unclosed transport when
+        # collected (3.11's new SSL layer marks itself first).
+        app: Any = transport
+        if getattr(app, "_closed", True) is False:
+            app._closed = True
         raw: Any = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
         raw = raw or transport
         finish = getattr(raw, "_call_connection_lost", None)
