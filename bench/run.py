@@ -622,12 +622,17 @@ def chart(summary: dict[str, Any], plan: Plan, clients: list[str], path: Path, t
 
     colors = {
         "sagemaker_async": "#1f77b4",
+        "baseline": "#aec7e8",
         "aiobotocore": "#ff7f0e",
         "boto3": "#2ca02c",
         "raw": "#7f7f7f",
     }
     names = [
-        LABELS[c].replace(" (the limit)", "\n(the limit)").replace(" in ", "\nin ") for c in clients
+        LABELS[c]
+        .replace(" (the limit)", "\n(the limit)")
+        .replace(" in ", "\nin ")
+        .replace(", baseline (--baseline-src)", "\nbefore")
+        for c in clients
     ]
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     ax = axes[0][0]
