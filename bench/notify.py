@@ -51,7 +51,7 @@ async def start_endpoint(invocations: int, include_response: bool) -> tuple[Any,
     args = [
         sys.executable, "-m", "sagemaker_async.local", "serve",
         "--endpoint", "bench=bench.notify_model:answer_at",
-        "--concurrency", str(invocations), "--notify", "--quiet",
+        "--concurrency", str(invocations), "--isolation", "in-process", "--notify", "--quiet",
     ]  # fmt: skip
     if include_response:
         args.append("--include-response")

@@ -275,3 +275,63 @@ def test_the_banner_exports_the_queue_and_a_region_given_to_serve() -> None:
         "AWS_DEFAULT_REGION": "eu-central-1",
     }
     assert any("for region eu-central-1" in line for line in lines)
+
+
+# -- where handlers run: --isolation, and the worker-process cap ---------------------------------
+
+
+async def test_serve_in_process_runs_a_module_handler_in_the_server_process() -> None:
+    """``--isolation in-process``: thousands of slow async handlers need no thousand forks."""
+    lines: list[str] = []
+    ready = asyncio.Event()
+
+    def collect(line: str) -> None:
+        lines.append(line)
+        if line.startswith("# Ctrl-C"):
+            ready.set()
+
+    task = asyncio.create_task(
+        serve(
+            ["pid=handler_modules.misbehaving:pid"],
+            concurrency=1000,  # over the worker-process cap: fine in-process
+            isolation="in-process",
+            print=collect,
+        )
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), 5)
+        url = lines[0].split("=", 1)[1]
+        async with AsyncInferenceClient(
+            REGION,
+            endpoint_url=url,
+            s3_endpoint_url=url,
+            aws_access_key_id=KEY,
+            aws_secret_access_key=SECRET,
+        ) as client:
+            inv = await client.invoke_endpoint_async("pid", body=b"x")
+            result = await client.wait_for_result(inv, timeout=10, poll_interval=0.05)
+        assert result.body == str(os.getpid()).encode()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_serve_refuses_more_worker_processes_than_the_cap_before_starting() -> None:
+    with pytest.raises(ValueError, match=r"10000 worker processes .*--isolation in-process"):
+        await serve([f"demo={DEMO}:echo_upper"], concurrency=10_000, print=lambda _: None)
+
+
+@pytest.mark.slow
+def test_the_command_line_refuses_the_cap_with_status_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sagemaker_async", "local", "serve", "--endpoint",
+         f"demo={DEMO}:echo_upper", "--concurrency", "10000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--isolation in-process" in result.stderr
+    assert "Traceback" not in result.stderr

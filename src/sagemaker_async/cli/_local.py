@@ -71,6 +71,7 @@ async def run_local_serve(args: argparse.Namespace, streams: Streams) -> int:
                 region=getattr(args, "region", None),
                 notify=args.notify,
                 include_response=args.include_response,
+                isolation=args.isolation,
             )
         )
     except ValueError as exc:  # a bad --endpoint, path, port or credentials: nothing started

@@ -446,6 +446,15 @@ def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="with --notify: include responses of at most 128 KB in the notifications",
     )
+    serve.add_argument(
+        "--isolation",
+        choices=("auto", "process", "in-process"),
+        default="auto",
+        help="where module:function handlers run: a worker process per unit of concurrency "
+        "(auto, process; a crash or hang costs one request) or the server's own process "
+        "(in-process: for thousands of slow async handlers at once; BaseException is still "
+        "contained)",
+    )
     serve.add_argument("--quiet", action="store_true", help="do not log each invocation")
     serve.set_defaults(command="local serve")
 

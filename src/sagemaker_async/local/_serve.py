@@ -73,6 +73,27 @@ def parse_endpoint_specs(specs: Sequence[str]) -> dict[str, str]:
     return endpoints
 
 
+# Each unit of concurrency of a ``module:function`` endpoint is a worker process: past this
+# many, a typo (``--concurrency 10000``) would fork the machine to its knees before the first
+# request. Many slow async handlers at once are what ``isolation="in-process"`` is for.
+MAX_WORKER_PROCESSES = 256
+
+
+def check_worker_count(handlers: Mapping[str, object], concurrency: int, isolation: str) -> None:
+    """Refuse, before anything starts, more worker processes than a machine should fork."""
+    if isolation == "in-process":
+        return
+    modules = sum(
+        1 for target in handlers.values() if isinstance(target, str) and not is_url(target)
+    )
+    if modules * concurrency > MAX_WORKER_PROCESSES:
+        raise ValueError(
+            f"--concurrency {concurrency} would start {modules * concurrency} worker processes "
+            f"(at most {MAX_WORKER_PROCESSES}): lower it, or run async handlers in the server "
+            "process with --isolation in-process"
+        )
+
+
 async def serve(
     endpoints: Sequence[str],
     port: int | None = None,
@@ -86,6 +107,7 @@ async def serve(
     region: str | None = None,
     notify: bool = False,
     include_response: bool = False,
+    isolation: str = "auto",
     environ: Mapping[str, str] | None = None,
 ) -> None:
     """Serve the named endpoints on 127.0.0.1 until cancelled.
@@ -96,6 +118,7 @@ async def serve(
     ``os.environ``) is what they are judged against.
     """
     handlers: dict[str, Handler | str] = dict(parse_endpoint_specs(endpoints))
+    check_worker_count(handlers, concurrency, isolation)
     # As ``python -m`` does: a handler module next to you imports (workers get our sys.path).
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
@@ -112,6 +135,7 @@ async def serve(
         region=region or DEFAULT_REGION,
         notify=notify,
         include_response=include_response,
+        isolation=isolation,
     )
     async with local:
         for line in banner(
