@@ -87,14 +87,15 @@ async def run_mode(
             aws_secret_access_key="bench-secret",
         ) as client:
             counts: Counter[str] = Counter()
-            send_once = client._send_once
+            sender = client._sender  # the one place every request goes through
+            send_once = sender._send_once
 
             async def counted(request: Any, *args: Any, **kwargs: Any) -> Any:
                 target = request.headers.get("x-amz-target")
                 counts[target.split(".")[-1] if target else request.method] += 1
                 return await send_once(request, *args, **kwargs)
 
-            client._send_once = counted  # type: ignore[method-assign]
+            sender._send_once = counted  # type: ignore[method-assign]
             listener = None
             if mode != "s3-polling":
                 listener = client.listen(exports["SAGEMAKER_ASYNC_QUEUE_URL"])
