@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 
 import httpx
 import pytest
@@ -32,7 +33,8 @@ def _attributes(custom: str | None = None, content_type: str | None = None) -> I
 
 
 @pytest.mark.usefixtures("warm_moto")
-async def test_serve_prints_the_exports_first_then_serves_until_cancelled() -> None:
+async def _serving(*specs: str, **options: Any) -> tuple[asyncio.Task[None], list[str]]:
+    """``serve`` started as a task, once its banner (the lines it printed) is out."""
     lines: list[str] = []
     ready = asyncio.Event()
 
@@ -41,15 +43,16 @@ async def test_serve_prints_the_exports_first_then_serves_until_cancelled() -> N
         if line.startswith("# Ctrl-C"):
             ready.set()
 
-    secret = "s3cr3t-never-printed"
-    task = asyncio.create_task(
-        serve(
-            [f"demo={DEMO}:echo_upper", f"sentiment={DEMO}:sentiment"],
-            credentials=f"{KEY}:{secret}",
-            print=collect,
-        )
-    )
+    task = asyncio.create_task(serve(list(specs), print=collect, **options))
     await asyncio.wait_for(ready.wait(), 5)
+    return task, lines
+
+
+async def test_serve_prints_the_exports_first_then_serves_until_cancelled() -> None:
+    secret = "s3cr3t-never-printed"
+    task, lines = await _serving(
+        f"demo={DEMO}:echo_upper", f"sentiment={DEMO}:sentiment", credentials=f"{KEY}:{secret}"
+    )
     runtime, s3 = lines[:2]
     assert runtime.startswith("export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:")
     url = runtime.split("=", 1)[1]
@@ -282,24 +285,12 @@ def test_the_banner_exports_the_queue_and_a_region_given_to_serve() -> None:
 
 async def test_serve_in_process_runs_a_module_handler_in_the_server_process() -> None:
     """``--isolation in-process``: thousands of slow async handlers need no thousand forks."""
-    lines: list[str] = []
-    ready = asyncio.Event()
-
-    def collect(line: str) -> None:
-        lines.append(line)
-        if line.startswith("# Ctrl-C"):
-            ready.set()
-
-    task = asyncio.create_task(
-        serve(
-            ["pid=handler_modules.misbehaving:pid"],
-            concurrency=1000,  # over the worker-process cap: fine in-process
-            isolation="in-process",
-            print=collect,
-        )
+    task, lines = await _serving(
+        "pid=handler_modules.misbehaving:pid",
+        concurrency=1000,  # over the worker-process cap: fine in-process
+        isolation="in-process",
     )
     try:
-        await asyncio.wait_for(ready.wait(), 5)
         url = lines[0].split("=", 1)[1]
         async with AsyncInferenceClient(
             REGION,

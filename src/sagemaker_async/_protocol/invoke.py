@@ -177,7 +177,17 @@ def parse_error(status_code: int, headers: Mapping[str, str], body: bytes) -> Se
         # botocore's order: the header, then the body's code/Code, then its __type.
         raw = fields.get("code") or fields.get("Code") or fields.get("__type") or ""
         code = raw if isinstance(raw, str) else ""
-    code = _sanitize_code(code)
+    return service_error(_sanitize_code(code), fields, status_code, headers)
+
+
+def service_error(
+    code: str, fields: Mapping[str, object], status_code: int, headers: Mapping[str, str]
+) -> ServiceError:
+    """The typed error for a JSON error document's ``code`` (already read) and fields.
+
+    Shared by the runtime's rest-json and SQS's JSON 1.0 errors, which differ only in where
+    the code is found.
+    """
     message_field = fields.get("message", fields.get("Message", ""))
     message = message_field if isinstance(message_field, str) else ""
     if not code:

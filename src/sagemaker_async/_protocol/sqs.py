@@ -17,10 +17,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 
 from ..errors import ServiceError
-from .invoke import _sanitize_code, error_class, request_id_of
+from .invoke import _sanitize_code, request_id_of, service_error
 
 __all__ = [
     "MAX_BATCH",
@@ -222,14 +221,4 @@ def parse_sqs_error(status_code: int, headers: Mapping[str, str], body: bytes) -
     if not code:
         raw = headers.get("x-amzn-errortype") or fields.get("__type") or fields.get("code") or ""
         code = _sanitize_code(raw) if isinstance(raw, str) else ""
-    message_field = fields.get("message", fields.get("Message", ""))
-    message = message_field if isinstance(message_field, str) else ""
-    if not code:
-        code = str(status_code)
-        if not message:
-            try:
-                message = HTTPStatus(status_code).phrase
-            except ValueError:
-                message = ""
-    cls = error_class(code, status_code)
-    return cls(message, code=code, status_code=status_code, request_id=request_id_of(headers))
+    return service_error(code, fields, status_code, headers)
