@@ -476,13 +476,18 @@ class LocalEndpoint:
         for queue in self._queues.values():
             await queue.runner.aclose()
         if self._storage is not None:
+            # Each unfinished job gets its failure; each job whose output (or failure) was
+            # being written when the stop came gets that write, never a second object.
             writes = [
                 self._queues[name].fail_stopped(jobs) for name, jobs in unfinished.items() if jobs
             ]
+            writes += [queue.settle() for queue in self._queues.values()]
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(
                     asyncio.gather(*writes, return_exceptions=True), _STOP_WRITE_SECONDS
                 )
+        for queue in self._queues.values():
+            queue.abandon()
         self._report_dropped()
         if self._server is not None:
             await self._server.aclose()
