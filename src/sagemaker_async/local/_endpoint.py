@@ -47,7 +47,8 @@ from ._queue import (
     EndpointQueue,
     Job,
 )
-from ._s3_auth import S3Verifier
+from ._s3_auth import S3Verifier, unverified_payload
+from ._s3_payload import decoded_headers
 from ._s3backend import MotoBackend, ProxyBackend, S3Backend
 from ._sigv4_verify import AuthError, SigV4Verifier
 from ._storage import BackendStorage, ClientStorage, Storage, parse_s3_uri
@@ -559,20 +560,25 @@ class LocalEndpoint:
             "EntityTooLarge",
             f"Your proposed upload exceeds the maximum allowed size of {limit} bytes.",
         )
-        if self._s3_verifier is None:
-            return Admission(limit, too_large)
         try:
-            check = self._s3_verifier.check_head(
-                head.method, head.target, head.headers, now=self._wall_clock()
-            )
+            if self._s3_verifier is None:
+                check = unverified_payload(head.method, head.target, head.headers)
+            else:
+                check = self._s3_verifier.check_head(
+                    head.method, head.target, head.headers, now=self._wall_clock()
+                )
         except AuthError as exc:
             return _responses.s3_error(exc.status, exc.code, exc.message)
+        # moto gets the body decoded (it would otherwise decode it in memory); a named S3
+        # endpoint gets it as it came, framing and signatures included, to check itself.
+        decode = check.chunked and isinstance(self._backend, MotoBackend)
 
-        def on_body(data: bytes) -> None:
+        def on_body(data: bytes) -> bytes | None:
             try:
-                check.feed(data)
+                decoded = check.feed(data)
             except AuthError as exc:
                 raise BodyRejected(_responses.s3_error(exc.status, exc.code, exc.message)) from None
+            return decoded if decode else None
 
         def on_end() -> None:
             try:
@@ -580,7 +586,13 @@ class LocalEndpoint:
             except AuthError as exc:
                 raise BodyRejected(_responses.s3_error(exc.status, exc.code, exc.message)) from None
 
-        return Admission(limit, too_large, on_body=on_body, on_end=on_end)
+        return Admission(
+            limit,
+            too_large,
+            on_body=on_body,
+            on_end=on_end,
+            final_headers=(lambda: decoded_headers(head.headers, check)) if decode else None,
+        )
 
     async def _handle(self, request: Request) -> Response:
         if request.path.startswith("/endpoints/") and not _signed_for_s3(request):

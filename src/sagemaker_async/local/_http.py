@@ -128,10 +128,14 @@ class Admission:
     max_body: int
     too_large: Response
     """The answer when the body is larger (decided on Content-Length, or while reading)."""
-    on_body: Callable[[bytes], None] | None = None
-    """Sees every body byte in order; raises ``BodyRejected`` to stop the request."""
+    on_body: Callable[[bytes], bytes | None] | None = None
+    """Sees every body byte in order; raises ``BodyRejected`` to stop the request. What it
+    returns, if not None, is kept instead of the bytes received (a decoded body)."""
     on_end: Callable[[], None] | None = None
     """Called once the whole body is read; may raise ``BodyRejected`` too."""
+    final_headers: Callable[[], tuple[tuple[bytes, bytes], ...]] | None = None
+    """The headers the application sees instead of the received ones (after ``on_end``):
+    those that described a body ``on_body`` decoded no longer do."""
 
 
 Admit = Callable[[Head], "Admission | Response"]
@@ -473,7 +477,8 @@ class HttpServer:
         limits = self._limits
         clock = self._clock or asyncio.get_running_loop().time
         rate = _BodyRate(limits, clock) if limits.body_min_rate > 0 else None
-        size = 0
+        size = 0  # body bytes as framed by HTTP: what the limit counts
+        stored = 0  # what is kept: the body, or what on_body decoded it to
         # Bytes off the socket (framing included, and what came with the head): the rate.
         received = len(conn.trailing_data[0])
         chunks: list[bytes] = []
@@ -510,10 +515,13 @@ class HttpServer:
                     if size > admission.max_body:
                         raise BodyRejected(admission.too_large)
                     if on_body is not None:
-                        on_body(data)
+                        kept = on_body(data)
+                        if kept is not None:
+                            data = kept
+                    stored += len(data)
                     if spool is not None:
                         spool.write(data)
-                    elif size > limits.spool_threshold:
+                    elif stored > limits.spool_threshold:
                         # Closed by the server once the application has answered.
                         spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115
                             max_size=limits.spool_threshold
@@ -530,6 +538,9 @@ class HttpServer:
                     raise _Closed  # closed half-way through the body
             if admission.on_end is not None:
                 admission.on_end()
+            headers = head.headers
+            if admission.final_headers is not None:
+                headers = admission.final_headers()
         except BaseException:
             if spool is not None:
                 spool.close()
@@ -539,10 +550,10 @@ class HttpServer:
         return Request(
             method=head.method,
             target=head.target,
-            headers=head.headers,
+            headers=headers,
             body=b"".join(chunks),
             body_file=spool,
-            body_size=size,
+            body_size=stored,
         )
 
     async def _too_slow(

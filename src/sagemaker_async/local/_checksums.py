@@ -1,0 +1,95 @@
+"""The checksums S3 verifies on an upload (``x-amz-checksum-*``), computed as the body streams.
+
+CRC32 and SHA come from the standard library; CRC32C and CRC64NVME, which botocore only
+offers with the AWS CRT installed, are table-driven here (byte at a time: slow, tens of
+MB/s at best, but correct, and used only when a client asks for them). Values are compared
+in S3's encoding: the base64 of the big-endian digest. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from typing import Protocol
+
+__all__ = ["ALGORITHMS", "Checksum", "new_checksum"]
+
+
+class Checksum(Protocol):
+    def update(self, data: bytes) -> None: ...
+
+    def b64digest(self) -> str: ...
+
+
+def _reflected_table(polynomial: int) -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ polynomial if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC32C_TABLE = _reflected_table(0x82F63B78)
+_CRC64NVME_TABLE = _reflected_table(0x9A6C9329AC4BC9B5)
+
+
+class _Crc32:
+    def __init__(self) -> None:
+        self._crc = 0
+
+    def update(self, data: bytes) -> None:
+        self._crc = zlib.crc32(data, self._crc)
+
+    def b64digest(self) -> str:
+        return base64.b64encode(self._crc.to_bytes(4, "big")).decode("ascii")
+
+
+class _TableCrc:
+    """A reflected CRC with all-ones start and final xor (CRC-32C, CRC-64/NVME)."""
+
+    def __init__(self, table: tuple[int, ...], width: int) -> None:
+        self._table = table
+        self._mask = (1 << width) - 1
+        self._width = width
+        self._crc = self._mask
+
+    def update(self, data: bytes) -> None:
+        crc, table = self._crc, self._table
+        for byte in data:
+            crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+        self._crc = crc
+
+    def b64digest(self) -> str:
+        value = self._crc ^ self._mask
+        return base64.b64encode(value.to_bytes(self._width // 8, "big")).decode("ascii")
+
+
+class _Hash:
+    def __init__(self, name: str) -> None:
+        self._hash = hashlib.new(name)
+
+    def update(self, data: bytes) -> None:
+        self._hash.update(data)
+
+    def b64digest(self) -> str:
+        return base64.b64encode(self._hash.digest()).decode("ascii")
+
+
+ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
+
+
+def new_checksum(algorithm: str) -> Checksum:
+    """A fresh checksum for an algorithm S3 names (``crc32``, ..., any case)."""
+    name = algorithm.lower()
+    if name == "crc32":
+        return _Crc32()
+    if name == "crc32c":
+        return _TableCrc(_CRC32C_TABLE, 32)
+    if name == "crc64nvme":
+        return _TableCrc(_CRC64NVME_TABLE, 64)
+    if name in ("sha1", "sha256"):
+        return _Hash(name)
+    raise ValueError(f"no checksum algorithm {algorithm!r}")
