@@ -181,7 +181,8 @@ class PayloadCheck:
                     raise _incomplete("a chunk does not end with CRLF")
                 self._buffer = self._buffer[2:]
                 if state == "crlf":
-                    self._verify_chunk()
+                    if self.declared in SIGNED_CHUNKS:
+                        self._verify_chunk()
                     self._state = "header"
                 else:
                     self._state = "done"
@@ -273,11 +274,12 @@ class PayloadCheck:
         if self.declared in (STREAMING_TRAILER, UNSIGNED_TRAILER):
             expected += self._expected_from_trailer()
         for algorithm, value in expected:
-            if not hmac.compare_digest(self._sums[algorithm].b64digest(), value):
+            computed = self._sums[algorithm].b64digest().encode("ascii")
+            if not hmac.compare_digest(computed, value.encode("latin-1")):
                 raise _bad_digest(algorithm.upper())
         if self._md5 is not None and self.content_md5 is not None:
-            digest = base64.b64encode(self._md5.digest()).decode("ascii")
-            if not hmac.compare_digest(digest, self.content_md5):
+            digest = base64.b64encode(self._md5.digest())
+            if not hmac.compare_digest(digest, self.content_md5.encode("latin-1")):
                 raise AuthError(
                     "BadDigest",
                     "The Content-MD5 you specified did not match what we received.",
