@@ -409,3 +409,43 @@ def test_the_shas_are_base64_digests() -> None:
         assert base64.b64decode(checksum.b64digest()) == hashlib.new(name, b"abc").digest()
     with pytest.raises(ValueError, match="md5"):
         new_checksum("md5")
+
+
+def test_the_aws_crt_computes_the_slow_crcs_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from sagemaker_async.local import _checksums
+
+    calls: list[str] = []
+
+    def continued(name: str, width: int) -> Callable[[bytes, int], int]:
+        # The CRT's contract: the next value from the previous final one.
+        def function(data: bytes, previous: int) -> int:
+            calls.append(name)
+            table = _checksums._TableCrc(
+                _checksums._CRC32C_TABLE if width == 32 else _checksums._CRC64NVME_TABLE, width
+            )
+            table._crc = previous ^ table._mask
+            table.update(data)
+            return table._crc ^ table._mask
+
+        return function
+
+    fake = types.ModuleType("awscrt.checksums")
+    fake.crc32c = continued("crc32c", 32)  # type: ignore[attr-defined]
+    fake.crc64nvme = continued("crc64nvme", 64)  # type: ignore[attr-defined]
+    package = types.ModuleType("awscrt")
+    package.checksums = fake  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "awscrt", package)
+    monkeypatch.setitem(sys.modules, "awscrt.checksums", fake)
+    _checksums._crt_checksums.cache_clear()
+    try:
+        for name, check in (("crc32c", 0xE3069283), ("crc64nvme", 0xAE8B14860A799888)):
+            checksum = new_checksum(name)
+            checksum.update(b"1234")
+            checksum.update(b"56789")
+            assert int.from_bytes(base64.b64decode(checksum.b64digest()), "big") == check
+    finally:
+        _checksums._crt_checksums.cache_clear()
+    assert calls == ["crc32c", "crc32c", "crc64nvme", "crc64nvme"]

@@ -1,17 +1,20 @@
 """The checksums S3 verifies on an upload (``x-amz-checksum-*``), computed as the body streams.
 
-CRC32 and SHA come from the standard library; CRC32C and CRC64NVME, which botocore only
-offers with the AWS CRT installed, are table-driven here (byte at a time: slow, tens of
-MB/s at best, but correct, and used only when a client asks for them). Values are compared
-in S3's encoding: the base64 of the big-endian digest. Pure: no I/O.
+CRC32 and SHA come from the standard library. CRC32C and CRC64NVME come from the AWS CRT
+(``awscrt``) when it is installed — botocore computes them only with it, so a client that
+sends them usually brings it along — and are otherwise table-driven here, a byte at a
+time: correct, but a few MB/s. Values are compared in S3's encoding: the base64 of the
+big-endian digest. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import zlib
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 __all__ = ["ALGORITHMS", "Checksum", "new_checksum"]
 
@@ -67,6 +70,30 @@ class _TableCrc:
         return base64.b64encode(value.to_bytes(self._width // 8, "big")).decode("ascii")
 
 
+class _CrtCrc:
+    """A CRC of the AWS CRT, which continues from the previous (final) value."""
+
+    def __init__(self, function: Callable[[bytes, int], int], width: int) -> None:
+        self._function = function
+        self._width = width
+        self._crc = 0
+
+    def update(self, data: bytes) -> None:
+        self._crc = self._function(data, self._crc)
+
+    def b64digest(self) -> str:
+        return base64.b64encode(self._crc.to_bytes(self._width // 8, "big")).decode("ascii")
+
+
+@functools.lru_cache(maxsize=1)
+def _crt_checksums() -> Any:
+    try:
+        from awscrt import checksums  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return checksums
+
+
 class _Hash:
     def __init__(self, name: str) -> None:
         self._hash = hashlib.new(name)
@@ -86,10 +113,11 @@ def new_checksum(algorithm: str) -> Checksum:
     name = algorithm.lower()
     if name == "crc32":
         return _Crc32()
-    if name == "crc32c":
-        return _TableCrc(_CRC32C_TABLE, 32)
-    if name == "crc64nvme":
-        return _TableCrc(_CRC64NVME_TABLE, 64)
+    if name in ("crc32c", "crc64nvme"):
+        crt = _crt_checksums()
+        if name == "crc32c":
+            return _CrtCrc(crt.crc32c, 32) if crt else _TableCrc(_CRC32C_TABLE, 32)
+        return _CrtCrc(crt.crc64nvme, 64) if crt else _TableCrc(_CRC64NVME_TABLE, 64)
     if name in ("sha1", "sha256"):
         return _Hash(name)
     raise ValueError(f"no checksum algorithm {algorithm!r}")
