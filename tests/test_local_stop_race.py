@@ -27,7 +27,14 @@ STOPPED = b"Endpoint stopped: the local endpoint was shut down before this reque
 class Window:
     """Holds a store write open after (or before) it reached the store."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, target: str, fail: bool = False):
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        *,
+        target: str,
+        fail: bool = False,
+        before: bool = False,
+    ):
         self.reached = asyncio.Event()
         self.release = asyncio.Event()
         original: Callable[..., Awaitable[None]] = ClientStorage.write
@@ -36,10 +43,12 @@ class Window:
             if target not in uri:
                 await original(storage, uri, data, content_type)
                 return
-            if not fail:
+            if not fail and not before:
                 await original(storage, uri, data, content_type)  # stored...
             self.reached.set()
             await self.release.wait()  # ...and its answer still on the way
+            if before:
+                await original(storage, uri, data, content_type)
             if fail:
                 raise StorageError(f"PutObject {uri} failed: InternalError")
 
@@ -172,3 +181,26 @@ async def test_a_running_request_with_no_write_yet_gets_the_stopped_failure(
             await client.invoke_endpoint_async("e", body=b"x", inference_id="four")
         await asyncio.wait_for(started.wait(), 5)
     assert await _objects(store) == {"fail/four-error.out": STOPPED}
+
+
+async def test_a_write_that_outlasts_the_stop_is_cut_off_and_reported(
+    store: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sagemaker_async.local import _endpoint as endpoint_module
+
+    monkeypatch.setattr(endpoint_module, "_STOP_WRITE_SECONDS", 0.01)
+    window = Window(monkeypatch, target="/out/", before=True)  # a store that never answers
+    local = _endpoint(store, bytes.upper)
+    await local.start()
+    try:
+        async with client_for(local) as client:
+            await client.invoke_endpoint_async("e", body=b"x", inference_id="five")
+        await asyncio.wait_for(window.reached.wait(), 5)
+        await asyncio.wait_for(local.aclose(), 5)  # never released: the stop does not wait
+    finally:
+        await local.aclose()
+    assert local.dropped == ["five"]
+    assert await _objects(store) == {}  # the write was cancelled before it reached the store
+    assert any("five" in record.getMessage() for record in caplog.records)
+    with pytest.raises(RuntimeError, match="five"):
+        await local.wait_idle(1)

@@ -189,7 +189,8 @@ class EndpointQueue:
 
     def unwritten_stopped(self) -> list[str]:
         """Inference ids of stopped jobs whose failure object was not (or not yet) written."""
-        return self._unwritten + [job.attributes.inference_id for job in self._stopped]
+        ids = self._unwritten + [job.attributes.inference_id for job in self._stopped]
+        return list(dict.fromkeys(ids))  # a stopped job's cut-off write is listed once
 
     def submit(self, job: Job) -> None:
         self.stats.accepted += 1
