@@ -207,8 +207,10 @@ class S3Verifier:
                 status=400,
             )
         declared = declared.strip()
-        if declared != UNSIGNED and declared not in CHUNKED and (
-            len(declared) != 64 or declared.strip(b"0123456789abcdef")
+        if (
+            declared != UNSIGNED
+            and declared not in CHUNKED
+            and (len(declared) != 64 or declared.strip(b"0123456789abcdef"))
         ):
             raise AuthError(
                 "InvalidArgument",
