@@ -148,7 +148,7 @@ def test_botocores_unsigned_trailer_upload_verifies_and_decodes(
     algorithm: str | None, piece: int
 ) -> None:
     body = os.urandom(3000) if piece < 10 else os.urandom(200_000)
-    put = {"ChecksumAlgorithm": algorithm} if algorithm else {}
+    put: dict[str, Any] = {"ChecksumAlgorithm": algorithm} if algorithm else {}
     wire = botocore_wire(body, **put)
     headers = dict(wire[2])
     assert headers[b"x-amz-content-sha256"] == b"STREAMING-UNSIGNED-PAYLOAD-TRAILER"
