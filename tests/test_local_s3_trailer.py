@@ -424,7 +424,10 @@ def test_the_aws_crt_computes_the_slow_crcs_when_installed(monkeypatch: pytest.M
         def function(data: bytes, previous: int) -> int:
             calls.append(name)
             table = _checksums._TableCrc(
-                _checksums._CRC32C_TABLE if width == 32 else _checksums._CRC64NVME_TABLE, width
+                _checksums._reflected_table(
+                    _checksums._CRC32C if width == 32 else _checksums._CRC64NVME
+                ),
+                width,
             )
             table._crc = previous ^ table._mask
             table.update(data)

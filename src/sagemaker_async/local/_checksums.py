@@ -25,7 +25,9 @@ class Checksum(Protocol):
     def b64digest(self) -> str: ...
 
 
+@functools.cache
 def _reflected_table(polynomial: int) -> tuple[int, ...]:
+    """Built on first use, not at import: most uploads never need one."""
     table = []
     for byte in range(256):
         crc = byte
@@ -35,8 +37,8 @@ def _reflected_table(polynomial: int) -> tuple[int, ...]:
     return tuple(table)
 
 
-_CRC32C_TABLE = _reflected_table(0x82F63B78)
-_CRC64NVME_TABLE = _reflected_table(0x9A6C9329AC4BC9B5)
+_CRC32C = 0x82F63B78
+_CRC64NVME = 0x9A6C9329AC4BC9B5
 
 
 class _Crc32:
@@ -116,8 +118,10 @@ def new_checksum(algorithm: str) -> Checksum:
     if name in ("crc32c", "crc64nvme"):
         crt = _crt_checksums()
         if name == "crc32c":
-            return _CrtCrc(crt.crc32c, 32) if crt else _TableCrc(_CRC32C_TABLE, 32)
-        return _CrtCrc(crt.crc64nvme, 64) if crt else _TableCrc(_CRC64NVME_TABLE, 64)
+            return _CrtCrc(crt.crc32c, 32) if crt else _TableCrc(_reflected_table(_CRC32C), 32)
+        if crt:
+            return _CrtCrc(crt.crc64nvme, 64)
+        return _TableCrc(_reflected_table(_CRC64NVME), 64)
     if name in ("sha1", "sha256"):
         return _Hash(name)
     raise ValueError(f"no checksum algorithm {algorithm!r}")
