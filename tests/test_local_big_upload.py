@@ -209,3 +209,39 @@ def test_only_object_and_part_uploads_are_streamed(
     request = Request(method, target, headers, b"", body_file=spool, body_size=10)
     assert _is_large_upload(request) is streamed
     assert _is_large_upload(Request(method, target, headers, b"x" * 10)) is False  # small
+
+
+@pytest.mark.usefixtures("warm_moto")
+async def test_a_large_body_cut_off_stores_nothing() -> None:
+    async with LocalEndpoint({"e": bytes.upper}) as local:
+        reader, writer = await asyncio.open_connection("127.0.0.1", local.port)
+        writer.write(
+            f"PUT /{local.bucket}/cut HTTP/1.1\r\nHost: h\r\n"
+            f"Content-Length: {3 * MIB}\r\n\r\n".encode()
+            + b"x" * (2 * MIB)  # spooled past the threshold, then the peer goes away
+        )
+        await writer.drain()
+        writer.close()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # no answer: nothing stored
+        s3 = _s3(local.s3_endpoint_url)
+        listed = await asyncio.to_thread(s3.list_objects_v2, Bucket=local.bucket)
+        assert "Contents" not in listed
+
+
+@pytest.mark.usefixtures("warm_moto")
+async def test_a_streamed_upload_that_moto_refuses_stores_nothing() -> None:
+    async with LocalEndpoint({"e": bytes.upper}) as local:
+        s3 = _s3(local.s3_endpoint_url)
+
+        def put() -> str:
+            try:
+                s3.put_object(Bucket="no-such-bucket-here", Key="k", Body=b"y" * (2 * MIB))
+            except s3.exceptions.ClientError as exc:
+                return str(exc.response["Error"]["Code"])
+            return "stored"
+
+        assert await asyncio.to_thread(put) == "NoSuchBucket"
+        # The pending body was not taken, and it is not left for the next key on the thread.
+        await asyncio.to_thread(s3.put_object, Bucket=local.bucket, Key="small", Body=b"")
+        head = await asyncio.to_thread(s3.head_object, Bucket=local.bucket, Key="small")
+        assert head["ContentLength"] == 0
