@@ -245,3 +245,22 @@ async def test_a_streamed_upload_that_moto_refuses_stores_nothing() -> None:
         await asyncio.to_thread(s3.put_object, Bucket=local.bucket, Key="small", Body=b"")
         head = await asyncio.to_thread(s3.head_object, Bucket=local.bucket, Key="small")
         assert head["ContentLength"] == 0
+
+
+@pytest.mark.usefixtures("warm_moto")
+async def test_without_credentials_a_declared_sha256_is_still_checked() -> None:
+    import httpx
+
+    async with LocalEndpoint({"e": bytes.upper}) as local:
+        url = f"{local.s3_endpoint_url}/{local.bucket}/declared"
+        async with httpx.AsyncClient(trust_env=False) as http:
+            for body in (b"small", b"z" * (2 * MIB)):
+                wrong = hashlib.sha256(body + b"!").hexdigest()
+                headers = {"x-amz-content-sha256": wrong}
+                response = await http.put(url, content=body, headers=headers)
+                assert response.status_code == 400
+                assert b"<Code>XAmzContentSHA256Mismatch</Code>" in response.content
+            assert (await http.get(url)).status_code in (403, 404)
+        s3 = _s3(local.s3_endpoint_url)
+        listed = await asyncio.to_thread(s3.list_objects_v2, Bucket=local.bucket)
+        assert "Contents" not in listed
