@@ -158,9 +158,9 @@ class Limits:
     """Bytes per second a body must average (0: no floor), as Apache's mod_reqtimeout
     ``body=20,MinRate=500``: the body's deadline starts ``body_rate_grace`` seconds after
     its first wait and moves 1 s later per ``body_min_rate`` bytes received. 500 B/s is
-    four orders of magnitude below any client on loopback (or a slow home uplink), and
-    still ends a trickling sender of a 5 GB PUT long before it could hold a connection for
-    the days its per-gap timeout alone would allow."""
+    far below any real client (a 1 Mbit/s uplink sends 250 times that, loopback a million
+    times), yet a sender of a byte every 59 s, which the per-gap timeout alone lets hold a
+    connection forever, is cut off after 20 s."""
     body_rate_grace: float = 20.0
     """Seconds a body gets before the rate counts (a slow start, a client computing a hash)."""
     body_max_seconds: float | None = None
