@@ -452,3 +452,11 @@ def test_the_aws_crt_computes_the_slow_crcs_when_installed(monkeypatch: pytest.M
     finally:
         _checksums._crt_checksums.cache_clear()
     assert calls == ["crc32c", "crc32c", "crc64nvme", "crc64nvme"]
+
+
+def test_an_unsigned_trailer_carries_no_trailer_signature() -> None:
+    method, target, headers, body = botocore_wire(b"abc")
+    forged = body[:-2] + b"x-amz-trailer-signature:" + b"0" * 64 + b"\r\n\r\n"
+    with pytest.raises(AuthError) as caught:
+        verify((method, target, headers, forged))
+    assert caught.value.code == "MalformedTrailerError"

@@ -122,7 +122,10 @@ class PayloadCheck:
 
     @property
     def trailers(self) -> list[tuple[str, str]]:
-        """The trailer lines received (names lower-case), signature line excluded."""
+        """The trailer lines received (names lower-case), a signed trailer's signature
+        excluded (in an unsigned one it is just another, unexpected, line)."""
+        if self.declared != STREAMING_TRAILER:
+            return list(self._trailers)
         return [(n, v) for n, v in self._trailers if n != "x-amz-trailer-signature"]
 
     def _decoded_data(self, data: bytes) -> None:
