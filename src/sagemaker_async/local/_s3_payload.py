@@ -6,9 +6,11 @@ holds one request's body to that, byte by byte, before anything is stored:
 - a SHA-256 (hex) is compared with the body's (``XAmzContentSHA256Mismatch``);
   ``UNSIGNED-PAYLOAD`` is taken as it comes;
 - ``aws-chunked`` bodies are decoded: ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD`` (every chunk
-  signature verified, chained from the seed) and ``STREAMING-UNSIGNED-PAYLOAD-TRAILER``
-  (bare chunks, then a trailer carrying the checksum ``x-amz-trailer`` named); the decoded
-  length must be ``x-amz-decoded-content-length``;
+  signature verified, chained from the seed), ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` (bare
+  chunks, then a trailer carrying the checksum ``x-amz-trailer`` named) and
+  ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`` (signed chunks, then the trailer and its
+  own signature, chained from the final chunk's); the decoded length must be
+  ``x-amz-decoded-content-length``;
 - a checksum in a header (``x-amz-checksum-crc32`` and friends, ``Content-MD5``) or in the
   trailer is compared with the decoded body's (``BadDigest``).
 
