@@ -197,6 +197,7 @@ def run_waits(plan: S3Plan, env: dict[str, str], url: str, workdir: Path) -> dic
         "cpu_us_per_get": get_us,
         "cpu_ratio": cpu_per_wait_us / get_us if cpu_per_wait_us and get_us else None,
         "peak_rss_mb": result["peak_rss_mb"],
+        "listings": result.get("listings"),
     }
 
 
@@ -276,14 +277,14 @@ def markdown(waits: dict[str, Any], transfers: dict[str, Any], checks: list[dict
         f"### {waits.get('waits', 0):,} waits on one client, objects appearing over the run",
         "",
         "| completed | errors | lateness p50 / p99 / max (s) | loop lag p99 / max (ms) "
-        "| CPU per wait (µs) | one GetObject (µs) | ratio | peak RSS (MB) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| CPU per wait (µs) | one GetObject (µs) | ratio | peak RSS (MB) | list pages |",
+        "|---|---|---|---|---|---|---|---|---|",
         f"| {waits.get('completed', 0):,} | {waits.get('errors', '—')} "
         f"| {fmt(waits.get('lateness_p50_s'))} / {fmt(waits.get('lateness_p99_s'))} / "
         f"{fmt(waits.get('lateness_max_s'))} | {fmt(waits.get('lag_p99_ms'), 1)} / "
         f"{fmt(waits.get('lag_max_ms'), 1)} | {fmt(waits.get('cpu_us_per_wait'), 0)} "
         f"| {fmt(waits.get('cpu_us_per_get'), 0)} | {fmt(waits.get('cpu_ratio'))}× "
-        f"| {fmt(waits.get('peak_rss_mb'), 0)} |",
+        f"| {fmt(waits.get('peak_rss_mb'), 0)} | {waits.get('listings', '—')} |",
         "",
         f"### {size_mib:,.0f} MiB up and down",
         "",

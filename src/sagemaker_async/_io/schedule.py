@@ -49,15 +49,23 @@ class PollScheduler:
         return len(self._heap)
 
     async def sleep(self, delay: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.wake_at(fut, delay)
+        await fut  # a cancelled sleeper's future stays in the heap until due: it is skipped
+
+    def wake_at(self, fut: asyncio.Future[None], delay: float) -> None:
+        """Resolve ``fut`` after ``delay`` seconds, unless something else resolves it first.
+
+        A watched wait sleeps on a future that either its timer or the listing that finds
+        its object resolves: one future, no task per sleep.
+        """
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # first use, or the client moved to a new loop
             self._reset(loop)
-        fut: asyncio.Future[None] = loop.create_future()
         due = loop.time() + max(0.0, delay)
         heapq.heappush(self._heap, (due, next(self._seq), fut))
         if self._handle is None or due < self._handle_when:
             self._arm(due)
-        await fut  # a cancelled sleeper's future stays in the heap until due: it is skipped
 
     def _reset(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._handle is not None:
