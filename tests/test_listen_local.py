@@ -64,7 +64,12 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         target = request.headers.get("x-amz-target")
-        self.counts[target.split(".")[-1] if target else request.method] += 1
+        if target:
+            self.counts[target.split(".")[-1]] += 1
+        elif request.method == "GET" and request.url.params.get("list-type") == "2":
+            self.counts["ListObjectsV2"] += 1
+        else:
+            self.counts[request.method] += 1
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -186,6 +191,28 @@ async def test_a_lost_notification_costs_time_never_the_result(local: LocalEndpo
     ):
         invocation = await client.invoke_endpoint_async("ep", body=b"lost")
         assert (await listener.wait(invocation, timeout=WAIT)).body == b"LOST"
+
+
+async def test_lost_notifications_of_many_waits_are_found_by_listing_the_prefix(
+    local: LocalEndpoint,
+) -> None:
+    assert local._notifier is not None
+    local._notifier.publish = lambda notification: None  # type: ignore[method-assign]
+    spy = CountingTransport()
+    async with (
+        spy,
+        client_for(local, transport=spy) as client,
+        client.listen(local.queue_url, fallback_poll_interval=0.2) as listener,  # type: ignore[arg-type]
+    ):
+        invocations = await asyncio.gather(
+            *(client.invoke_endpoint_async("ep", body=b"lost %d" % i) for i in range(20))
+        )
+        results = await asyncio.gather(*(listener.wait(i, timeout=WAIT) for i in invocations))
+    assert [r.body for r in results] == [b"LOST %d" % i for i in range(20)]
+    # The fallback checks of 20 waits on one output prefix: listings of it, not 40 HEADs.
+    assert spy.counts["HEAD"] == 0
+    assert 1 <= spy.counts["ListObjectsV2"] <= 3
+    assert spy.counts["GET"] == 20
 
 
 async def test_an_unfinished_inference_times_out_after_one_last_s3_look(

@@ -78,10 +78,20 @@ class ScriptedLister:
         return found, len(chunk), str(start + self.page) if more else None
 
 
-class Ticks:
-    """The watcher's sleep, stepped by the test: each tick ends the sleeps begun so far."""
-
+class Clock:
     def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Ticks:
+    """The watcher's sleep, stepped by the test: a tick ends the sleeps begun so far, and
+    moves the clock to their end."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
         self.delays: list[float] = []
         self._seen = 0
         self._changed = asyncio.Event()
@@ -90,8 +100,9 @@ class Ticks:
     async def sleep(self, delay: float) -> None:
         self.delays.append(delay)
         self._changed.set()
-        go = self._go
-        await go.wait()
+        start = self.clock.now
+        await self._go.wait()
+        self.clock.now = max(self.clock.now, start + delay)
 
     async def listed(self) -> None:
         """Until one more watcher sleep began (a listing ended) than seen before."""
@@ -105,22 +116,10 @@ class Ticks:
         self._go = asyncio.Event()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def watches(
-    lister: ScriptedLister, ticks: Ticks, clock: Clock | None = None, **kwargs: Any
-) -> WatchedPrefixes:
+def watches(lister: ScriptedLister, ticks: Ticks, **kwargs: Any) -> WatchedPrefixes:
     scheduler = PollScheduler()
     lister.scheduler = scheduler
-    return WatchedPrefixes(
-        lister, scheduler, sleep=ticks.sleep, monotonic=clock or Clock(), **kwargs
-    )
+    return WatchedPrefixes(lister, scheduler, sleep=ticks.sleep, monotonic=ticks.clock, **kwargs)
 
 
 def register(
@@ -141,6 +140,13 @@ def register(
         )
         for n in range(count)
     ]
+
+
+def waker(interest: Interest) -> list[None]:
+    """The wait's wake-up, recorded: a listing's answer or a release calls it."""
+    calls: list[None] = []
+    interest.wake = lambda: calls.append(None)
+    return calls
 
 
 def head(size: int = 3, at: datetime.datetime = T0) -> ObjectHead:
@@ -228,14 +234,13 @@ async def test_an_answer_wakes_the_sleeping_wait() -> None:
     lister, ticks = ScriptedLister(), Ticks()
     watched = watches(lister, ticks)
     interests = register(watched, 8)
-    wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    interests[4].wake = wake
+    woken = waker(interests[4])
     await ticks.listed()
-    assert not wake.done()
+    assert not woken
     lister.keys["out/4.out"] = entry("out/4.out")
     ticks.tick()
     await ticks.listed()
-    assert wake.done()
+    assert woken
     for interest in interests:
         watched.unregister(interest)
 
@@ -264,23 +269,22 @@ async def test_the_cadence_is_the_poll_interval_never_more_pages_than_heads(
 
 async def test_a_prefix_with_far_more_keys_than_waits_goes_back_to_heads() -> None:
     old = {f"out/old-{n:04}": entry(f"out/old-{n:04}") for n in range(50)}
-    lister, ticks, clock = ScriptedLister(old, page=10), Ticks(), Clock()
-    watched = watches(lister, ticks, clock, min_page_keys=20, keys_factor=1, cooldown=60.0)
+    lister, ticks = ScriptedLister(old, page=10), Ticks()
+    watched = watches(lister, ticks, min_page_keys=20, keys_factor=1, cooldown=60.0)
     interests = register(watched, 8, fail=None)
-    wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    interests[0].wake = wake
+    woken = waker(interests[0])
     await lister.called.wait()
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert len(lister.calls) == 2  # 20 keys seen of a cap of max(20, 1 × 8 keys): stop
-    assert wake.done()  # the waits are woken to look with HEADs
+    assert woken  # the waits are woken to look with HEADs
     assert not any(watched.watched(i) for i in interests)
     # Within the cooldown the prefix is not watched again, however many wait on it.
     more = register(watched, 100, out="out/more-", fail=None)
     await asyncio.sleep(0)
     assert len(lister.calls) == 2
     assert not any(watched.watched(i) for i in more)
-    clock.now = 61.0
+    ticks.clock.now = 61.0
     late = watched.register(loc("out/late.out"), None, None, 1.0)
     assert watched.watched(late)  # cooled down: watched again
     for interest in [*interests, *more, late]:
@@ -318,12 +322,11 @@ async def test_a_denied_malformed_or_failed_listing_goes_back_to_heads(
     lister.raises = error
     watched = watches(lister, ticks)
     interests = register(watched, 8)
-    wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    interests[0].wake = wake
+    woken = waker(interests[0])
     task = next(iter(watched._watches.values())).task
     assert task is not None
     await task  # ends without raising: the waits' own HEADs answer, or raise, instead
-    assert wake.done()
+    assert woken
     assert not any(watched.watched(i) for i in interests)
     assert all(i.answer is None for i in interests)
     more = register(watched, 8, out="out/more-")
@@ -393,15 +396,14 @@ async def test_the_watch_ends_when_fewer_than_half_the_threshold_remain() -> Non
     ticks.tick()
     await ticks.listed()  # 4 of a threshold of 8: still watched
     assert len(lister.calls) == 2
-    wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    interests[7].wake = wake
+    woken = waker(interests[7])
     watched.unregister(interests[4])
     task = next(iter(watched._watches.values())).task
     assert task is not None
     ticks.tick()
     await task
     assert len(lister.calls) == 2  # 3 left: not listed again
-    assert wake.done()  # woken to poll with HEADs
+    assert woken  # woken to poll with HEADs
     assert not watched.watched(interests[7])
     for interest in interests[5:]:
         watched.unregister(interest)
@@ -564,3 +566,39 @@ async def test_a_few_waits_send_heads_at_once_without_a_listing(
     looks = client._results.looks
     assert looks is not None
     assert looks._watches == {}  # every interest dropped
+
+
+async def test_a_watch_lists_first_when_its_earliest_wait_would_look() -> None:
+    lister, ticks = ScriptedLister(), Ticks()
+    watched = watches(lister, ticks)
+    # A listener's fallback checks: the first one a minute away, each wait its own.
+    interests = [
+        watched.register(loc(f"out/{n}.out"), None, None, 60.0, first_look=60.0 - n)
+        for n in range(8)
+    ]
+    await ticks.listed()
+    assert ticks.delays == [53.0]  # until the earliest, not at once
+    assert lister.calls == []
+    ticks.tick()
+    await ticks.listed()
+    assert len(lister.calls) == 1
+    for interest in interests:
+        watched.unregister(interest)
+
+
+async def test_a_wait_that_looks_sooner_brings_the_next_listing_forward() -> None:
+    lister, ticks = ScriptedLister({"out/soon.out": entry("out/soon.out")}), Ticks()
+    watched = watches(lister, ticks)
+    slow = [
+        watched.register(loc(f"out/{n}.out"), None, None, 60.0, first_look=60.0) for n in range(8)
+    ]
+    await ticks.listed()  # asleep for a minute
+    assert lister.calls == []
+    soon = watched.register(loc("out/soon.out"), None, None, 1.0)  # looks now
+    await lister.called.wait()  # listed without a tick: the watch was woken
+    await ticks.listed()
+    assert soon.answer == (Outcome.OUTPUT, head())
+    # Listed, the watch keeps the cadence of its quickest wait: 30 × 1 page / 9 waits.
+    assert ticks.delays[-1] == pytest.approx(30 / 9)
+    for interest in [*slow, soon]:
+        watched.unregister(interest)

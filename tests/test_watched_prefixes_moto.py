@@ -47,18 +47,25 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
 
 class Ticks:
-    """The watcher's sleep, stepped by the test: each tick ends one sleep."""
+    """The watcher's sleep and clock, stepped by the test: a tick ends the sleep begun and
+    moves the watcher's clock to its end."""
 
     def __init__(self) -> None:
+        self.now = 0.0
         self._asleep = asyncio.Event()
         self._go = asyncio.Event()
 
+    def clock(self) -> float:
+        return self.now
+
     async def sleep(self, delay: float) -> None:
         self._asleep.set()
+        start = self.now
         try:
             await self._go.wait()
         finally:
             self._go.clear()
+        self.now = max(self.now, start + delay)
 
     async def listed(self) -> None:
         await self._asleep.wait()
@@ -92,7 +99,9 @@ def put(server: MotoServer, key: str, body: bytes) -> None:
 
 def watch_with(c: Any, ticks: Ticks, **kwargs: Any) -> None:
     waiter = c._results
-    waiter.looks = WatchedPrefixes(c._s3, waiter.scheduler, sleep=ticks.sleep, **kwargs)
+    waiter.looks = WatchedPrefixes(
+        c._s3, waiter.scheduler, sleep=ticks.sleep, monotonic=ticks.clock, **kwargs
+    )
 
 
 async def test_many_waits_on_one_prefix_are_answered_by_listings(server: MotoServer) -> None:

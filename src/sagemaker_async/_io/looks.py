@@ -36,6 +36,7 @@ watch with no interest left ends, and no task outlives the waits that needed it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from .._protocol.freshness import Outcome, decide_fresh
 from .._protocol.s3 import ListEntry, S3Location
 from ..errors import AccessDeniedError, ServiceError, TransportError
 from .s3_objects import ObjectHead
-from .schedule import PollScheduler
+from .schedule import PollScheduler, nap, resolve
 
 __all__ = ["Interest", "Lister", "WatchedPrefixes", "prefix_of"]
 
@@ -87,6 +88,7 @@ class Interest:
         "answer",
         "failure",
         "failure_seen",
+        "first_at",
         "output",
         "output_seen",
         "poll_interval",
@@ -100,17 +102,19 @@ class Interest:
         failure: S3Location | None,
         submitted_at: datetime | None,
         poll_interval: float,
+        first_at: float,
     ) -> None:
         self.output = output
         self.failure = failure
         self.submitted_at = submitted_at
         self.poll_interval = poll_interval
+        self.first_at = first_at  # when the wait would look first on its own (monotonic)
         self.output_seen: ListEntry | None = None
         self.failure_seen: ListEntry | None = None
         # Set once a listing found the wait's answer: (outcome, the output's head or None).
         self.answer: tuple[Outcome, ObjectHead | None] | None = None
-        # The future the wait sleeps on, while it sleeps: a listing or a release wakes it.
-        self.wake: asyncio.Future[None] | None = None
+        # How to wake the wait, while it sleeps: a listing's answer or a release calls it.
+        self.wake: Callable[[], object] | None = None
 
     def groups(self) -> list[_Group]:
         groups = [(self.output.bucket, prefix_of(self.output.key))]
@@ -121,9 +125,8 @@ class Interest:
         return groups
 
     def rouse(self) -> None:
-        wake = self.wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
+        if self.wake is not None:
+            self.wake()
 
     def saw(self, key: str, entry: ListEntry, bucket: str) -> None:
         """A listing found one of this wait's objects (decided once the listing ends)."""
@@ -162,6 +165,8 @@ class _Watch:
     keys: dict[str, list[Interest]] = field(default_factory=dict)
     interests: set[Interest] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
+    next_at: float = 0.0  # when the next listing starts (monotonic)
+    alarm: Callable[[], None] | None = None  # ends the watch's sleep early
 
 
 class WatchedPrefixes:
@@ -170,6 +175,7 @@ class WatchedPrefixes:
     __slots__ = (
         "_cooldown",
         "_cooling",
+        "_custom_sleep",
         "_keys_factor",
         "_lister",
         "_loop",
@@ -177,7 +183,6 @@ class WatchedPrefixes:
         "_min_watch",
         "_monotonic",
         "_scheduler",
-        "_sleep",
         "_watches",
         "listings",
     )
@@ -200,7 +205,7 @@ class WatchedPrefixes:
         self._min_page_keys = min_page_keys
         self._keys_factor = keys_factor
         self._cooldown = cooldown
-        self._sleep = sleep if sleep is not None else scheduler.sleep
+        self._custom_sleep = sleep  # None: the scheduler's heap
         self._monotonic = monotonic
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watches: dict[_Group, _Watch] = {}
@@ -213,14 +218,21 @@ class WatchedPrefixes:
         failure: S3Location | None,
         submitted_at: datetime | None,
         poll_interval: float,
+        first_look: float = 0.0,
     ) -> Interest:
-        """A wait begins: its keys join the watches of their prefixes (starting them)."""
+        """A wait begins: its keys join the watches of their prefixes (starting them).
+
+        ``first_look``: in how many seconds the wait would look first on its own (a
+        listener's fallback check is a minute away; a wait's first look is now).
+        """
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # first use, or the client moved to a new loop
             self._loop = loop
             self._watches = {}
             self._cooling = {}
-        interest = Interest(output, failure, submitted_at, poll_interval)
+        interest = Interest(
+            output, failure, submitted_at, poll_interval, self._now() + max(0.0, first_look)
+        )
         locations = [output] if failure is None else [output, failure]
         for group in interest.groups():
             watch = self._watches.get(group)
@@ -230,8 +242,14 @@ class WatchedPrefixes:
             for location in locations:
                 if (location.bucket, prefix_of(location.key)) == group:
                     watch.keys.setdefault(location.key, []).append(interest)
-            if watch.task is None and len(watch.interests) >= self._min_watch:
-                self._start(group, watch)
+            if watch.task is None:
+                if len(watch.interests) >= self._min_watch:
+                    self._start(group, watch)
+            elif watch.next_at > interest.first_at + interest.poll_interval:
+                # A wait that looks sooner than the watch's cadence: list for it earlier.
+                watch.next_at = interest.first_at
+                if watch.alarm is not None:
+                    watch.alarm()
         return interest
 
     def unregister(self, interest: Interest) -> None:
@@ -275,6 +293,7 @@ class WatchedPrefixes:
             if self._now() < until:
                 return
             del self._cooling[group]
+        watch.next_at = min(interest.first_at for interest in watch.interests)
         watch.task = asyncio.ensure_future(self._watch(group, watch))
 
     async def _watch(self, group: _Group, watch: _Watch) -> None:
@@ -282,6 +301,9 @@ class WatchedPrefixes:
         bucket, prefix = group
         try:
             while len(watch.interests) * 2 >= self._min_watch:
+                if watch.next_at > self._now():
+                    await self._nap(watch, watch.next_at - self._now())
+                    continue  # the waits may have changed while it slept
                 started = self._now()
                 try:
                     pages = await self._list(group, watch)
@@ -305,7 +327,7 @@ class WatchedPrefixes:
                     min(interest.poll_interval for interest in watch.interests),
                     pages * HEAD_PACE / len(watch.interests),
                 )
-                await self._sleep(max(0.0, started + period - self._now()))
+                watch.next_at = started + period
         except asyncio.CancelledError:
             raise
         except Exception:  # never leave a wait hanging on a watch that died
@@ -318,6 +340,14 @@ class WatchedPrefixes:
                 watch.task = None
                 for interest in list(watch.interests):
                     interest.rouse()  # back to its own HEADs (or answered meanwhile)
+
+    async def _nap(self, watch: _Watch, delay: float) -> None:
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        watch.alarm = functools.partial(resolve, wake)
+        try:
+            await nap(delay, wake, self._scheduler, self._custom_sleep)
+        finally:
+            watch.alarm = None
 
     async def _list(self, group: _Group, watch: _Watch) -> int | None:
         """One listing of the prefix, answering its waits: the pages read, or None when

@@ -30,6 +30,7 @@ around them, with its clock, sleep and random source injectable for tests.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
@@ -55,7 +56,7 @@ from ..errors import (
 )
 from .looks import Interest, Lister, WatchedPrefixes
 from .s3_objects import ObjectHead, object_head
-from .schedule import PollScheduler
+from .schedule import PollScheduler, nap, resolve
 from .streams import read_body, too_large
 
 __all__ = [
@@ -321,6 +322,18 @@ class ResultWaiter:
         outcome = decide_fresh(invocation.submitted_at, _seen(output_head), _seen(failure_head))
         return outcome, output_head
 
+    async def settle(
+        self,
+        invocation: AsyncInvocation,
+        outcome: Outcome,
+        output_head: ObjectHead | bool | None,
+        max_bytes: int | None = None,
+    ) -> InferenceResult:
+        """The result a found outcome (a watch's answer) stands for: read, or raised."""
+        output, failure = locations_of(invocation)
+        await self._raise_failure(invocation, outcome, failure)
+        return await self._read_output(invocation, output, output_head, max_bytes)
+
     async def _raise_failure(
         self, invocation: AsyncInvocation, outcome: Outcome, failure: S3Location | None
     ) -> None:
@@ -479,20 +492,12 @@ class ResultWaiter:
             await self.sleep(delay)
             return
         wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        timer: asyncio.Future[Any] | None = None
-        if math.isfinite(delay):
-            if self.sleep == self.scheduler.sleep:  # the shared heap: no task per sleep
-                self.scheduler.wake_at(wake, delay)
-            else:  # an injected sleep (tests, ``Runtime.poll_sleep``)
-                timer = asyncio.ensure_future(self.sleep(delay))
-                timer.add_done_callback(lambda _: None if wake.done() else wake.set_result(None))
-        interest.wake = wake
+        interest.wake = functools.partial(resolve, wake)
+        injected = None if self.sleep == self.scheduler.sleep else self.sleep
         try:
-            await wake
+            await nap(delay, wake, self.scheduler, injected)
         finally:
             interest.wake = None
-            if timer is not None and not timer.done():
-                timer.cancel()
 
     async def _paced_look(
         self, invocation: AsyncInvocation, output: S3Location, failure: S3Location | None
