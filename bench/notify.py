@@ -182,9 +182,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         if row["mode"].startswith("s3-polling") or not row["requests"]:
             continue
         ratios = ", ".join(
-            f"{p['requests'] / row['requests']:.1f}× fewer than {p['mode']}" for p in polling
+            f"1/{p['requests'] / row['requests']:.0f} of {p['mode']}'s"
+            if p["requests"] >= row["requests"]
+            else f"{row['requests'] / p['requests']:.1f}× {p['mode']}'s"
+            for p in polling
         )
-        lines.append(f"- {row['mode']}: {ratios}.")
+        lines.append(f"- {row['mode']}: {ratios} requests.")
     lines.append(
         "- requests by kind: " + "; ".join(f"{r['mode']}: {r['requests_by_kind']}" for r in rows)
     )

@@ -500,3 +500,29 @@ async def test_a_served_region_other_than_us_east_1_carries_the_notifications(
             notifier = local._notifier
             assert notifier is not None
             assert notifier.published == 1
+
+
+async def test_publishing_does_not_read_the_whole_queue(
+    local: LocalEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto's send_message counts the queue's visible messages on every send: with nobody
+    reading, 10,000 notifications took minutes of the server's loop. Ours appends."""
+    notifier = local._notifier
+    assert notifier is not None
+    queue = notifier._backend.get_queue(notifier._queue_name)
+
+    def counted(self: Any) -> Any:
+        raise AssertionError("the queue's attributes were read to publish")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(type(queue), "attributes", property(counted))
+        patched.setattr(type(queue), "messages", property(counted))
+        async with client_for(local) as client:
+            invocations = [
+                await client.invoke_endpoint_async("ep", body=b"x%d" % i) for i in range(3)
+            ]
+            await local.wait_idle(WAIT)
+    assert notifier.published == 3
+    async with client_for(local) as client, client.listen(local.queue_url) as listener:  # type: ignore[arg-type]
+        results = [await listener.wait(i, timeout=WAIT) for i in invocations]
+    assert [r.body for r in results] == [b"X0", b"X1", b"X2"]
