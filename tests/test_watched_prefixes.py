@@ -602,3 +602,20 @@ async def test_a_wait_that_looks_sooner_brings_the_next_listing_forward() -> Non
     assert ticks.delays[-1] == pytest.approx(30 / 9)
     for interest in [*slow, soon]:
         watched.unregister(interest)
+
+
+async def test_the_objects_of_answered_waits_do_not_stop_the_watch() -> None:
+    keys = {f"out/{n}.out": entry(f"out/{n}.out") for n in range(10)}
+    lister, ticks = ScriptedLister({**keys, "out/old": entry("out/old")}), Ticks()
+    watched = watches(lister, ticks, min_watch=2, min_page_keys=10, keys_factor=1)
+    interests = register(watched, 12, fail=None)
+    await ticks.listed()
+    assert all(interest.answer is not None for interest in interests[:10])
+    for interest in interests[:10]:
+        watched.unregister(interest)
+    ticks.tick()
+    await ticks.listed()  # 11 objects for 2 waits, but 10 are of waits it answered
+    assert len(lister.calls) == 2
+    assert all(watched.watched(interest) for interest in interests[10:])
+    for interest in interests[10:]:
+        watched.unregister(interest)

@@ -19,9 +19,9 @@ Guards, so a watch is never worse than the HEADs it replaces:
 
 - a prefix is watched only while at least ``min_watch`` waits look on it (hysteresis:
   the watch goes on until fewer than half that many remain); fewer wait with HEADs;
-- a listing stops after ``max(min_page_keys, keys_factor × keys looked for)`` keys: a
-  prefix holding far more objects than waits (a million old outputs) goes back to HEADs
-  for ``cooldown`` seconds;
+- a listing stops after ``max(min_page_keys, keys_factor × keys)`` keys, the keys being
+  those looked for and those of the waits the watch answered: a prefix holding far more
+  objects than waits (a million old outputs) goes back to HEADs for ``cooldown`` seconds;
 - a 403 (ListObjectsV2 needs ``s3:ListBucket``, HEADs do not) or other 4xx, a malformed
   page, or any unexpected error sends the prefix back to HEADs for ``cooldown``: its waits
   are woken and poll with HEADs, which answer, or raise, as they always did;
@@ -135,13 +135,16 @@ class Interest:
         if self.failure is not None and bucket == self.failure.bucket and key == self.failure.key:
             self.failure_seen = entry
 
-    def decide(self) -> None:
-        """After a whole listing: answer (and wake) the wait as HEADs of both would."""
+    def decide(self) -> bool:
+        """After a whole listing: answer (and wake) the wait as HEADs of both would.
+
+        True if this listing answered it.
+        """
         if self.answer is not None:
-            return
+            return False
         outcome = decide_fresh(self.submitted_at, _seen(self.output_seen), _seen(self.failure_seen))
         if outcome is Outcome.PENDING:
-            return
+            return False
         output = self.output_seen
         head = (
             None
@@ -150,6 +153,7 @@ class Interest:
         )
         self.answer = (outcome, head)
         self.rouse()
+        return True
 
 
 def _seen(entry: ListEntry | None) -> datetime | bool:
@@ -166,6 +170,7 @@ class _Watch:
     interests: set[Interest] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
     next_at: float = 0.0  # when the next listing starts (monotonic)
+    answered: int = 0  # waits this watch answered: their objects are on the prefix too
     alarm: Callable[[], None] | None = None  # ends the watch's sleep early
 
 
@@ -354,7 +359,9 @@ class WatchedPrefixes:
         the prefix holds more keys than a listing is worth (stopped at the cap, or a last
         page past it, which still answers: it is read)."""
         bucket, prefix = group
-        cap = max(self._min_page_keys, self._keys_factor * len(watch.keys))
+        # The objects of waits it answered count as the watch's own: a batch of 10,000
+        # fills its prefix with them, which is no reason to stop listing for the rest.
+        cap = max(self._min_page_keys, self._keys_factor * (len(watch.keys) + watch.answered))
         seen = 0
         pages = 0
         token: str | None = None
@@ -375,7 +382,7 @@ class WatchedPrefixes:
                     # Decided on the whole listing: a wait's output and failure may be on
                     # different pages, and the later of the two wins.
                     for interest in touched:
-                        interest.decide()
+                        watch.answered += interest.decide()
                     if seen > cap:  # answered (it is read), but not worth listing again
                         return None
                     return pages
