@@ -76,7 +76,12 @@ async def start_endpoint(invocations: int, include_response: bool) -> tuple[Any,
 
 
 async def run_mode(
-    mode: str, invocations: int, spread: float, *, include_response: bool = False
+    mode: str,
+    invocations: int,
+    spread: float,
+    *,
+    include_response: bool = False,
+    lead: float = 10.0,
 ) -> dict[str, Any]:
     from sagemaker_async import AsyncInferenceClient
 
@@ -113,17 +118,19 @@ async def run_mode(
                 listener = client.listen(exports["SAGEMAKER_ASYNC_QUEUE_URL"])
                 await listener.__aenter__()
             try:
-                # Every answer is due between 2 s and 2 s + spread from now: by then every
-                # invocation is in flight and waited for.
-                start = time.time() + 2.0
+                # Every answer is due between `lead` s and `lead` + spread from now: by then
+                # every invocation is in flight and waited for (checked: `invoked_s`).
+                start = time.time() + lead
                 step = spread / max(1, invocations - 1)
                 latencies: list[float] = []
                 failures: Counter[str] = Counter()
+                invoked: list[float] = []
 
                 async def one(i: int) -> None:
                     invocation = await client.invoke_endpoint_async(
                         "bench", body=f"{start + i * step:.6f}".encode(), content_type="text/plain"
                     )
+                    invoked.append(time.time())
                     try:
                         if listener is not None:
                             result = await listener.wait(invocation, timeout=spread + 300)
@@ -154,6 +161,8 @@ async def run_mode(
         "requests": sum(counts.values()),
         "requests_by_kind": dict(sorted(counts.items())),
         "completed": len(latencies),
+        "lead_s": lead,
+        "all_invoked_after_s": round(max(invoked) - (start - lead), 3) if invoked else None,
         "failed": dict(failures),
         "latency_p50_s": round(percentile(latencies, 0.50), 4),
         "latency_p99_s": round(percentile(latencies, 0.99), 4),
@@ -179,7 +188,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines.append("")
     polling = [row for row in rows if row["mode"].startswith("s3-polling")]
     for row in rows:
-        if row["mode"].startswith("s3-polling") or not row["requests"]:
+        if row["mode"].startswith("s3-polling") or not row["requests"] or not polling:
             continue
         ratios = ", ".join(
             f"1/{p['requests'] / row['requests']:.0f} of {p['mode']}'s"
@@ -192,6 +201,11 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "- requests by kind: " + "; ".join(f"{r['mode']}: {r['requests_by_kind']}" for r in rows)
     )
     lines.append("- notifications + bodies: the endpoint's IncludeInferenceResponseIn, so no GET.")
+    lines.append(
+        "- all invocations in flight after (s): "
+        + "; ".join(f"{r['mode']}: {r.get('all_invoked_after_s')}" for r in rows)
+        + f"; the first answer is due after {rows[0].get('lead_s')} s."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -200,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invocations", type=int, default=10_000)
     parser.add_argument("--spread", type=float, default=60.0, help="seconds outputs appear over")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--lead", type=float, default=10.0, help="seconds before the first answer is due"
+    )
+    parser.add_argument("--modes", help="comma-separated subset of the modes to run")
     args = parser.parse_args(argv)
     rows = []
     for mode, include in (
@@ -208,8 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         ("notifications", False),
         ("notifications + bodies", True),
     ):
+        if args.modes and mode not in args.modes.split(","):
+            continue
         print(f"{mode}: {args.invocations} invocations over {args.spread:g} s ...", flush=True)
-        row = asyncio.run(run_mode(mode, args.invocations, args.spread, include_response=include))
+        row = asyncio.run(
+            run_mode(mode, args.invocations, args.spread, include_response=include, lead=args.lead)
+        )
         print(json.dumps(row), flush=True)
         rows.append(row)
     text = markdown(rows)
