@@ -5,7 +5,11 @@ answers when its payload says, so the answers of many invocations in flight appe
 over ``--spread`` seconds, as on a busy endpoint. The same workload runs three times, a
 fresh endpoint each time:
 
-- ``s3-polling``: ``client.wait_for_result`` per invocation (HEAD polling with backoff);
+- ``s3-polling (HEADs)``: ``client.wait_for_result`` per invocation with HEAD polling
+  only (each wait its own looks, with backoff), as a client without ``s3:ListBucket``
+  polls, and as other SDKs' waiters do;
+- ``s3-polling (watched prefix)``: ``client.wait_for_result`` as it runs by default: the
+  output prefix is watched (listed on a cadence, each listing answering every wait);
 - ``notifications``: ``listener.wait`` per invocation on one ``client.listen`` listener,
   each result then read with one GET;
 - ``notifications + bodies``: the same, the endpoint including responses in the
@@ -36,6 +40,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results"
+HEADS_ONLY = "s3-polling (HEADs)"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -71,7 +76,12 @@ async def start_endpoint(invocations: int, include_response: bool) -> tuple[Any,
 
 
 async def run_mode(
-    mode: str, invocations: int, spread: float, *, include_response: bool = False
+    mode: str,
+    invocations: int,
+    spread: float,
+    *,
+    include_response: bool = False,
+    lead: float = 10.0,
 ) -> dict[str, Any]:
     from sagemaker_async import AsyncInferenceClient
 
@@ -92,29 +102,43 @@ async def run_mode(
 
             async def counted(request: Any, *args: Any, **kwargs: Any) -> Any:
                 target = request.headers.get("x-amz-target")
-                counts[target.split(".")[-1] if target else request.method] += 1
+                if target:
+                    counts[target.split(".")[-1]] += 1
+                elif request.method == "GET" and "list-type=2" in str(request.url):
+                    counts["ListObjectsV2"] += 1
+                else:
+                    counts[request.method] += 1
                 return await send_once(request, *args, **kwargs)
 
             sender._send_once = counted  # type: ignore[method-assign]
+            if mode == HEADS_ONLY:
+                client._results.looks = None  # as without s3:ListBucket: HEADs only
             listener = None
-            if mode != "s3-polling":
+            if not mode.startswith("s3-polling"):
                 listener = client.listen(exports["SAGEMAKER_ASYNC_QUEUE_URL"])
                 await listener.__aenter__()
             try:
-                # Every answer is due between 2 s and 2 s + spread from now: by then every
-                # invocation is in flight and waited for.
-                start = time.time() + 2.0
+                # Every answer is due between `lead` s and `lead` + spread from now: by then
+                # every invocation is in flight and waited for (checked: `invoked_s`).
+                start = time.time() + lead
                 step = spread / max(1, invocations - 1)
                 latencies: list[float] = []
+                failures: Counter[str] = Counter()
+                invoked: list[float] = []
 
                 async def one(i: int) -> None:
                     invocation = await client.invoke_endpoint_async(
                         "bench", body=f"{start + i * step:.6f}".encode(), content_type="text/plain"
                     )
-                    if listener is not None:
-                        result = await listener.wait(invocation, timeout=spread + 300)
-                    else:
-                        result = await client.wait_for_result(invocation, timeout=spread + 300)
+                    invoked.append(time.time())
+                    try:
+                        if listener is not None:
+                            result = await listener.wait(invocation, timeout=spread + 300)
+                        else:
+                            result = await client.wait_for_result(invocation, timeout=spread + 300)
+                    except Exception as exc:  # counted and reported: a row, not a crash
+                        failures[type(exc).__name__] += 1
+                        return
                     latencies.append(time.time() - float(result.body))
 
                 began = time.monotonic()
@@ -136,37 +160,52 @@ async def run_mode(
         "invokes": invokes,
         "requests": sum(counts.values()),
         "requests_by_kind": dict(sorted(counts.items())),
+        "completed": len(latencies),
+        "lead_s": lead,
+        "all_invoked_after_s": round(max(invoked) - (start - lead), 3) if invoked else None,
+        "failed": dict(failures),
         "latency_p50_s": round(percentile(latencies, 0.50), 4),
         "latency_p99_s": round(percentile(latencies, 0.99), 4),
-        "latency_max_s": round(max(latencies), 4),
-        "latency_mean_s": round(statistics.fmean(latencies), 4),
+        "latency_max_s": round(max(latencies, default=float("nan")), 4),
+        "latency_mean_s": round(statistics.fmean(latencies), 4) if latencies else None,
     }
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| waiting by | invocations | outputs over | requests while waiting | per invocation "
-        "| answer → wait returned p50 | p99 | max |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| waiting by | invocations | outputs over | completed | requests while waiting "
+        "| per invocation | answer → wait returned p50 | p99 | max |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['mode']} | {row['invocations']:,} | {row['spread_s']:g} s "
+            f"| {row['completed']:,}{' (' + str(row['failed']) + ')' if row['failed'] else ''} "
             f"| {row['requests']:,} | {row['requests'] / row['invocations']:.2f} "
             f"| {row['latency_p50_s'] * 1000:.0f} ms | {row['latency_p99_s'] * 1000:.0f} ms "
             f"| {row['latency_max_s'] * 1000:.0f} ms |"
         )
     lines.append("")
-    polling = rows[0]["requests"]
-    for row in rows[1:]:
-        if row["requests"]:
-            lines.append(
-                f"- {row['mode']}: 1/{polling / row['requests']:.0f} of polling's requests."
-            )
+    polling = [row for row in rows if row["mode"].startswith("s3-polling")]
+    for row in rows:
+        if row["mode"].startswith("s3-polling") or not row["requests"] or not polling:
+            continue
+        ratios = ", ".join(
+            f"1/{p['requests'] / row['requests']:.0f} of {p['mode']}'s"
+            if p["requests"] >= row["requests"]
+            else f"{row['requests'] / p['requests']:.1f}× {p['mode']}'s"
+            for p in polling
+        )
+        lines.append(f"- {row['mode']}: {ratios} requests.")
     lines.append(
         "- requests by kind: " + "; ".join(f"{r['mode']}: {r['requests_by_kind']}" for r in rows)
     )
     lines.append("- notifications + bodies: the endpoint's IncludeInferenceResponseIn, so no GET.")
+    lines.append(
+        "- all invocations in flight after (s): "
+        + "; ".join(f"{r['mode']}: {r.get('all_invoked_after_s')}" for r in rows)
+        + f"; the first answer is due after {rows[0].get('lead_s')} s."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -175,15 +214,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invocations", type=int, default=10_000)
     parser.add_argument("--spread", type=float, default=60.0, help="seconds outputs appear over")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--lead", type=float, default=10.0, help="seconds before the first answer is due"
+    )
+    parser.add_argument("--modes", help="comma-separated subset of the modes to run")
     args = parser.parse_args(argv)
     rows = []
     for mode, include in (
-        ("s3-polling", False),
+        (HEADS_ONLY, False),
+        ("s3-polling (watched prefix)", False),
         ("notifications", False),
         ("notifications + bodies", True),
     ):
+        if args.modes and mode not in args.modes.split(","):
+            continue
         print(f"{mode}: {args.invocations} invocations over {args.spread:g} s ...", flush=True)
-        row = asyncio.run(run_mode(mode, args.invocations, args.spread, include_response=include))
+        row = asyncio.run(
+            run_mode(mode, args.invocations, args.spread, include_response=include, lead=args.lead)
+        )
         print(json.dumps(row), flush=True)
         rows.append(row)
     text = markdown(rows)

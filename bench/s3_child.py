@@ -156,6 +156,8 @@ async def waits(
         print(json.dumps({"ready": started}), flush=True)
         await asyncio.gather(*tasks)
         cpu = cpu_seconds() - cpu_before
+        looks = s3._results.looks
+        listings = looks.listings if looks is not None else 0
         stop.set()
         await monitor
     lags.sort()
@@ -165,6 +167,7 @@ async def waits(
         "errors": errors[:20],
         "error_count": len(errors),
         "cpu_s": cpu,
+        "listings": listings,
         "lag_p99_ms": lags[int(len(lags) * 0.99)] * 1e3 if lags else None,
         "lag_max_ms": lags[-1] * 1e3 if lags else None,
         "lag_median_ms": statistics.median(lags) * 1e3 if lags else None,

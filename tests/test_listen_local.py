@@ -64,7 +64,12 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         target = request.headers.get("x-amz-target")
-        self.counts[target.split(".")[-1] if target else request.method] += 1
+        if target:
+            self.counts[target.split(".")[-1]] += 1
+        elif request.method == "GET" and request.url.params.get("list-type") == "2":
+            self.counts["ListObjectsV2"] += 1
+        else:
+            self.counts[request.method] += 1
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -186,6 +191,28 @@ async def test_a_lost_notification_costs_time_never_the_result(local: LocalEndpo
     ):
         invocation = await client.invoke_endpoint_async("ep", body=b"lost")
         assert (await listener.wait(invocation, timeout=WAIT)).body == b"LOST"
+
+
+async def test_lost_notifications_of_many_waits_are_found_by_listing_the_prefix(
+    local: LocalEndpoint,
+) -> None:
+    assert local._notifier is not None
+    local._notifier.publish = lambda notification: None  # type: ignore[method-assign]
+    spy = CountingTransport()
+    async with (
+        spy,
+        client_for(local, transport=spy) as client,
+        client.listen(local.queue_url, fallback_poll_interval=0.2) as listener,  # type: ignore[arg-type]
+    ):
+        invocations = await asyncio.gather(
+            *(client.invoke_endpoint_async("ep", body=b"lost %d" % i) for i in range(20))
+        )
+        results = await asyncio.gather(*(listener.wait(i, timeout=WAIT) for i in invocations))
+    assert [r.body for r in results] == [b"LOST %d" % i for i in range(20)]
+    # The fallback checks of 20 waits on one output prefix: listings of it, not 40 HEADs.
+    assert spy.counts["HEAD"] == 0
+    assert 1 <= spy.counts["ListObjectsV2"] <= 3
+    assert spy.counts["GET"] == 20
 
 
 async def test_an_unfinished_inference_times_out_after_one_last_s3_look(
@@ -473,3 +500,43 @@ async def test_a_served_region_other_than_us_east_1_carries_the_notifications(
             notifier = local._notifier
             assert notifier is not None
             assert notifier.published == 1
+
+
+async def test_publishing_and_receiving_do_not_read_the_whole_queue(
+    local: LocalEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto's send_message counts the queue's visible messages on every send, and its
+    receive_message reads every attribute for each message it returns: at 10,000 deep,
+    minutes of the server's loop, and notifications a minute late."""
+    notifier = local._notifier
+    assert notifier is not None
+    queue = notifier._backend.get_queue(notifier._queue_name)
+
+    cls = type(queue)
+    reads: list[str] = []
+
+    def counting(name: str) -> property:
+        original = getattr(cls, name)
+
+        def read(self: Any) -> Any:
+            reads.append(name)
+            return original.fget(self)
+
+        return property(read)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cls, "attributes", counting("attributes"))
+        patched.setattr(cls, "messages", counting("messages"))
+        async with client_for(local) as client:
+            invocations = [
+                await client.invoke_endpoint_async("ep", body=b"x%d" % i) for i in range(3)
+            ]
+            await local.wait_idle(WAIT)
+    assert notifier.published == 3
+    assert reads == []  # published without counting the queue
+    async with client_for(local) as client, client.listen(local.queue_url) as listener:  # type: ignore[arg-type]
+        with monkeypatch.context() as patched:
+            patched.setattr(cls, "attributes", counting("attributes"))
+            results = [await listener.wait(i, timeout=WAIT) for i in invocations]
+    assert reads == []  # received without reading every attribute per message
+    assert [r.body for r in results] == [b"X0", b"X1", b"X2"]

@@ -405,9 +405,10 @@ class AsyncInferenceClient:
         ``invocation`` is the ``AsyncInvocation`` from ``invoke_endpoint_async`` or
         ``submit`` (to read an output by location, use ``get_result``). Polls with HEAD,
         the output and failure objects together, every ``poll_interval`` seconds at first
-        and up to 30 s apart (with jitter); ``timeout=None`` waits forever. When many
-        waits of the client are due on one S3 prefix, one ListObjectsV2 of it answers
-        them all instead (batched looks: no new permission, the same rules). Objects older
+        and up to 30 s apart (with jitter); ``timeout=None`` waits forever. When 8 or
+        more waits of the client look on one S3 prefix, it is watched instead: listed
+        (ListObjectsV2) every ``poll_interval``, each listing answering every wait on it,
+        due or not (the same rules; no new permission: waits need ``s3:ListBucket``). Objects older
         than ``invocation.submitted_at`` (a previous run's, at a reused key) are ignored;
         if both objects are fresh, the later one wins.
 

@@ -44,6 +44,7 @@ from .._protocol.notifications import InferenceEvent, is_fresh, parse_notificati
 from .._protocol.requests import Request
 from .._protocol.s3 import parse_s3_uri
 from .._protocol.sigv4 import SigV4Signer
+from .looks import Interest
 from .results import (
     DEFAULT_POLL_INTERVAL,
     PollSchedule,
@@ -522,11 +523,23 @@ class Listener:
         deadline = None if timeout is None else self._clock() + timeout
         waiter = _Waiter(invocation, asyncio.Event())
         self._register(waiter)
+        # The fallback checks join the client's watched prefixes: with thousands of waits
+        # on one output prefix, one listing per fallback interval checks them all.
+        # Jittered, so thousands of waits started together do not check S3 in one burst.
+        first_check = self._fallback * (1.0 - _JITTER * self._random())
+        next_check = self._clock() + first_check
+        looks = self._results.looks
+        interest: Interest | None = None
+        if looks is not None:
+            output, failure = locations_of(invocation)
+            interest = looks.register(
+                output, failure, invocation.submitted_at, self._fallback, first_check
+            )
+            interest.wake = waiter.wake.set
+        registered = interest
         schedule = iter(PollSchedule(DEFAULT_POLL_INTERVAL, rng=self._random))
         polling = False  # True once the notification was spent: S3 is where to look
         try:
-            # Jittered, so thousands of waits started together do not check S3 in one burst.
-            next_check = self._clock() + self._fallback * (1.0 - _JITTER * self._random())
             while True:
                 if waiter.event is not None:
                     try:
@@ -545,6 +558,11 @@ class Listener:
                         next_check = self._clock() + min(next(schedule), self._fallback)
                 if waiter.closed:
                     raise RuntimeError("the listener was closed while waiting")
+                if interest is not None and interest.answer is not None:
+                    result = await self._settle(invocation, interest)  # a listing found it
+                    if result is not None:
+                        return result
+                    interest = None  # weather while reading it: S3 checks of our own
                 now = self._clock()
                 if deadline is not None and now >= deadline:
                     result = await self._check_s3(invocation)
@@ -552,7 +570,14 @@ class Listener:
                         return result
                     raise _timeout(timeout, invocation)
                 if now >= next_check:
-                    result = await self._check_s3(invocation)
+                    watched = (
+                        interest is not None
+                        and looks is not None
+                        and not (self._degraded or polling)
+                        and looks.watched(interest)
+                    )
+                    # A watched prefix is listed for us at least every fallback interval.
+                    result = None if watched else await self._check_s3(invocation)
                     if result is not None:
                         return result
                     now = self._clock()
@@ -565,12 +590,19 @@ class Listener:
                     next_check = min(next_check, now + min(next(schedule), self._fallback))
                 until = next_check if deadline is None else min(next_check, deadline)
                 waiter.wake.clear()
-                if waiter.event is not None or waiter.closed:
+                if (
+                    waiter.event is not None
+                    or waiter.closed
+                    or (interest is not None and interest.answer is not None)
+                ):
                     continue
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(waiter.wake.wait(), max(0.0, until - now))
         finally:
             self._unregister(waiter)
+            if registered is not None:
+                assert looks is not None
+                looks.unregister(registered)
 
     def _register(self, waiter: _Waiter) -> None:
         for key in waiter.filed_under():
@@ -593,6 +625,23 @@ class Listener:
                 waiters.remove(waiter)
             if not waiters:
                 del self._waiters[key]
+
+    async def _settle(
+        self, invocation: AsyncInvocation, interest: Interest
+    ) -> InferenceResult | None:
+        """The result a watch's listing found, read (or raised); None on weather."""
+        assert interest.answer is not None
+        try:
+            return await self._results.settle(invocation, *interest.answer)
+        except SageMakerAsyncError as exc:
+            if not is_weather(exc):
+                raise
+            logger.info(
+                "reading the result of %s failed (%s); looking in S3 again",
+                invocation.inference_id,
+                exc,
+            )
+            return None
 
     async def _check_s3(self, invocation: AsyncInvocation) -> InferenceResult | None:
         try:

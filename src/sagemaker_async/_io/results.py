@@ -16,7 +16,9 @@ FailureLocation; polling S3 well is the whole job. So:
   permission is the mistake this avoids), and so is any other 4xx;
 - all waits of a client sleep on one timer heap and share a bounded number of looks in
   flight (``.schedule``), so thousands of waits neither flood the pool nor starve invokes;
-- when many waits are due on one S3 prefix, one listing answers them all (``.looks``);
+- when many waits look on one S3 prefix, the prefix is watched (``.looks``): listed on
+  its own cadence, each listing answering every wait on it, so those waits send nothing
+  and are woken when their object appears, not at their next scheduled look;
 - the delay grows from ``poll_interval`` by half each time up to a cap, with jitter so a
   fleet of waiters started together does not poll in lockstep; the last sleep is cut to end
   at the deadline and one last poll made there.
@@ -28,6 +30,7 @@ around them, with its clock, sleep and random source injectable for tests.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
@@ -51,9 +54,9 @@ from ..errors import (
     TransportError,
     WaitTimeoutError,
 )
-from .looks import BatchedLooks, Lister
+from .looks import Interest, Lister, WatchedPrefixes
 from .s3_objects import ObjectHead, object_head
-from .schedule import PollScheduler
+from .schedule import PollScheduler, nap, resolve
 from .streams import read_body, too_large
 
 __all__ = [
@@ -247,7 +250,7 @@ async def _both(first: Awaitable[_A], second: Coroutine[Any, Any, _B]) -> tuple[
 class ResultWaiter:
     """Polls S3 for an invocation's output or failure; its seams are attributes."""
 
-    __slots__ = ("_waiting", "clock", "looks", "objects", "random", "scheduler", "sleep")
+    __slots__ = ("clock", "looks", "objects", "random", "scheduler", "sleep")
 
     def __init__(
         self,
@@ -264,9 +267,12 @@ class ResultWaiter:
         self.scheduler = scheduler if scheduler is not None else PollScheduler()
         self.sleep = sleep if sleep is not None else self.scheduler.sleep
         self.random = rng
-        # Batched looks when the reader can list (the client's S3Objects), HEADs otherwise.
-        self.looks = None if batched is None else BatchedLooks(batched, self.scheduler)
-        self._waiting = 0  # waits in flight: a lone wait never waits to be batched
+        # Watched prefixes when the reader can list (the client's S3Objects), HEADs otherwise.
+        self.looks = (
+            None
+            if batched is None
+            else WatchedPrefixes(batched, self.scheduler, sleep=sleep, monotonic=clock)
+        )
 
     async def get(
         self, location: S3Location, uri: str, max_bytes: int | None = None
@@ -315,6 +321,18 @@ class ResultWaiter:
             )
         outcome = decide_fresh(invocation.submitted_at, _seen(output_head), _seen(failure_head))
         return outcome, output_head
+
+    async def settle(
+        self,
+        invocation: AsyncInvocation,
+        outcome: Outcome,
+        output_head: ObjectHead | bool | None,
+        max_bytes: int | None = None,
+    ) -> InferenceResult:
+        """The result a found outcome (a watch's answer) stands for: read, or raised."""
+        output, failure = locations_of(invocation)
+        await self._raise_failure(invocation, outcome, failure)
+        return await self._read_output(invocation, output, output_head, max_bytes)
 
     async def _raise_failure(
         self, invocation: AsyncInvocation, outcome: Outcome, failure: S3Location | None
@@ -382,13 +400,20 @@ class ResultWaiter:
         check_wait_arguments(timeout, poll_interval)
         output, failure = locations_of(invocation)
         deadline = None if timeout is None else self.clock() + timeout
-        self._waiting += 1
+        looks = self.looks
+        interest = (
+            None
+            if looks is None
+            else looks.register(output, failure, invocation.submitted_at, poll_interval)
+        )
         try:
             return await self._poll_until(
-                invocation, output, failure, deadline, timeout, poll_interval
+                invocation, output, failure, deadline, timeout, poll_interval, interest
             )
         finally:
-            self._waiting -= 1
+            if interest is not None:
+                assert looks is not None
+                looks.unregister(interest)
 
     async def _poll_until(
         self,
@@ -398,19 +423,36 @@ class ResultWaiter:
         deadline: float | None,
         timeout: float | None,
         poll_interval: float,
+        interest: Interest | None,
     ) -> ObjectHead | bool | None:
+        looks = self.looks
+        if interest is not None:
+            # Once round the loop first: the waits started with this one register too, and
+            # a prefix that many waits look on is watched before any of them sends a HEAD.
+            await asyncio.sleep(0)
+        output_head: ObjectHead | bool | None
         for delay in PollSchedule(poll_interval, rng=self.random):
-            look = self._paced_look(invocation, output, failure)
-            try:
-                if deadline is None:
-                    outcome, output_head = await look
-                else:
-                    outcome, output_head = await self._bounded(look, deadline, timeout, invocation)
-            except (TransportError, ServiceError) as exc:
-                if not is_weather(exc):
-                    raise
-                logger.debug("wait for %s: %s; looking again later", invocation.inference_id, exc)
+            watched = False
+            if interest is not None and interest.answer is not None:
+                outcome, output_head = interest.answer  # a listing found it
+            elif (
+                interest is not None
+                and looks is not None
+                and looks.watched(interest)
+                and (deadline is None or self.clock() < deadline)
+            ):
+                watched = True  # the prefix's listings look for this wait
                 outcome, output_head = Outcome.PENDING, None
+            else:
+                outcome, output_head = await self._own_look(
+                    invocation, output, failure, deadline, timeout
+                )
+                if (
+                    outcome is Outcome.PENDING
+                    and interest is not None
+                    and interest.answer is not None
+                ):
+                    outcome, output_head = interest.answer  # found while the HEADs flew
             if outcome is Outcome.OUTPUT:
                 return output_head
             await self._raise_failure(invocation, outcome, failure)
@@ -418,22 +460,48 @@ class ResultWaiter:
             if deadline is not None:
                 if now >= deadline:
                     raise _timeout(timeout, invocation)
-                delay = min(delay, deadline - now)
-            await self.sleep(delay)
+                delay = deadline - now if watched else min(delay, deadline - now)
+            elif watched:
+                delay = math.inf
+            await self._nap(interest, delay)
         raise AssertionError("unreachable: the poll schedule never ends")  # pragma: no cover
+
+    async def _own_look(
+        self,
+        invocation: AsyncInvocation,
+        output: S3Location,
+        failure: S3Location | None,
+        deadline: float | None,
+        timeout: float | None,
+    ) -> tuple[Outcome, ObjectHead | bool | None]:
+        """The wait's own HEADs, paced; weather is "not yet"."""
+        look = self._paced_look(invocation, output, failure)
+        try:
+            if deadline is None:
+                return await look
+            return await self._bounded(look, deadline, timeout, invocation)
+        except (TransportError, ServiceError) as exc:
+            if not is_weather(exc):
+                raise
+            logger.debug("wait for %s: %s; looking again later", invocation.inference_id, exc)
+            return Outcome.PENDING, None
+
+    async def _nap(self, interest: Interest | None, delay: float) -> None:
+        """Sleep ``delay`` seconds, or until a listing (or the end of a watch) wakes us."""
+        if interest is None:
+            await self.sleep(delay)
+            return
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        interest.wake = functools.partial(resolve, wake)
+        injected = None if self.sleep == self.scheduler.sleep else self.sleep
+        try:
+            await nap(delay, wake, self.scheduler, injected)
+        finally:
+            interest.wake = None
 
     async def _paced_look(
         self, invocation: AsyncInvocation, output: S3Location, failure: S3Location | None
     ) -> tuple[Outcome, ObjectHead | bool | None]:
-        looks = self.looks
-        if looks is not None and self._waiting >= looks.min_waits:
-            found = await looks.find(output, failure)
-            if found is not None:  # one listing answered it, as the HEADs would have
-                output_head, failure_head = found
-                outcome = decide_fresh(
-                    invocation.submitted_at, _seen(output_head), _seen(failure_head)
-                )
-                return outcome, output_head
         async with self.scheduler.pace:
             return await self._look(invocation, output, failure, retries=False)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -32,6 +32,7 @@ from .._protocol.s3 import (
     head_object_request,
     list_objects_request,
     parse_list_entries,
+    parse_list_wanted,
     parse_s3_error,
     parse_s3_failure,
     put_object_request,
@@ -414,8 +415,7 @@ class S3Objects:
     ) -> tuple[list[ListEntry], str | None]:
         """One ListObjectsV2 page under ``prefix``: its entries and the next page's token.
 
-        ``retries=False``: one attempt, no retry quota (batched looks of waits retry on the
-        waits' own schedule, as their HEADs do).
+        ``retries=False``: one attempt, no retry quota.
         """
         response = await self._request(
             bucket,
@@ -424,3 +424,19 @@ class S3Objects:
             retries=retries,
         )
         return parse_list_entries(response.content)
+
+    async def list_wanted(
+        self, bucket: str, prefix: str, token: str | None, wanted: Container[str]
+    ) -> tuple[list[ListEntry], int, str | None]:
+        """One page of a watched prefix: the ``wanted`` entries, the keys read, next token.
+
+        One attempt, no retry quota: a watch lists again at its next tick, as a wait's HEADs
+        look again at theirs.
+        """
+        response = await self._request(
+            bucket,
+            functools.partial(list_objects_request, bucket, prefix, token),
+            log_fields=f" bucket={bucket} prefix={prefix}",
+            retries=False,
+        )
+        return parse_list_wanted(response.content, wanted)

@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-__all__ = ["MAX_LOOKS_IN_FLIGHT", "PollScheduler"]
+__all__ = ["MAX_LOOKS_IN_FLIGHT", "PollScheduler", "nap", "resolve"]
 
 # Looks (one or two HEADs each) in flight at once per client: at most 128 of the default
 # pool's 256 connections, the rest stay free for invokes, uploads and reads.
@@ -49,15 +52,23 @@ class PollScheduler:
         return len(self._heap)
 
     async def sleep(self, delay: float) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.wake_at(fut, delay)
+        await fut  # a cancelled sleeper's future stays in the heap until due: it is skipped
+
+    def wake_at(self, fut: asyncio.Future[None], delay: float) -> None:
+        """Resolve ``fut`` after ``delay`` seconds, unless something else resolves it first.
+
+        A watched wait sleeps on a future that either its timer or the listing that finds
+        its object resolves: one future, no task per sleep.
+        """
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # first use, or the client moved to a new loop
             self._reset(loop)
-        fut: asyncio.Future[None] = loop.create_future()
         due = loop.time() + max(0.0, delay)
         heapq.heappush(self._heap, (due, next(self._seq), fut))
         if self._handle is None or due < self._handle_when:
             self._arm(due)
-        await fut  # a cancelled sleeper's future stays in the heap until due: it is skipped
 
     def _reset(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._handle is not None:
@@ -85,3 +96,34 @@ class PollScheduler:
                 fut.set_result(None)
         if heap:
             self._arm(heap[0][0])
+
+
+def resolve(wake: asyncio.Future[None]) -> None:
+    """Ring a ``nap``'s future (at most once; later rings are no-ops)."""
+    if not wake.done():
+        wake.set_result(None)
+
+
+async def nap(
+    delay: float,
+    wake: asyncio.Future[None],
+    scheduler: PollScheduler,
+    sleep: Callable[[float], Awaitable[Any]] | None = None,
+) -> None:
+    """Until ``delay`` seconds pass (``inf``: never) or someone resolves ``wake``.
+
+    On the scheduler's heap this is one future and no task; an injected ``sleep`` (tests,
+    ``Runtime.poll_sleep``) runs as a task, cancelled when ``wake`` is rung first.
+    """
+    timer: asyncio.Future[Any] | None = None
+    if math.isfinite(delay):
+        if sleep is None:
+            scheduler.wake_at(wake, delay)
+        else:
+            timer = asyncio.ensure_future(sleep(delay))
+            timer.add_done_callback(lambda _: resolve(wake))
+    try:
+        await wake
+    finally:
+        if timer is not None and not timer.done():
+            timer.cancel()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -51,6 +51,7 @@ __all__ = [
     "list_objects_request",
     "parse_list_entries",
     "parse_list_page",
+    "parse_list_wanted",
     "parse_s3_error",
     "parse_s3_failure",
     "parse_s3_prefix",
@@ -450,6 +451,19 @@ def parse_list_entries(body: bytes) -> tuple[list[ListEntry], str | None]:
     read files; an answer that is not XML, or whose entries are unreadable (no key, a bad
     time or size, truncated without a token), is a ``ServiceError``, never a short listing.
     """
+    entries, _, token = parse_list_wanted(body, None)
+    return entries, token
+
+
+def parse_list_wanted(
+    body: bytes, wanted: Container[str] | None
+) -> tuple[list[ListEntry], int, str | None]:
+    """(the entries whose key is ``wanted``, the keys on the page, the next token).
+
+    A watch of a prefix looks for a few keys among thousands: the times and sizes of the
+    others are not parsed (that is most of a page's cost). Every entry's key is still
+    checked, and an entry without one is malformed, as in ``parse_list_entries``.
+    """
     try:
         root = ET.fromstring(body)  # noqa: S314
     except ET.ParseError as exc:
@@ -461,35 +475,52 @@ def parse_list_entries(body: bytes) -> tuple[list[ListEntry], str | None]:
         for child in root
     )
     entries: list[ListEntry] = []
+    count = 0
     token: str | None = None
     truncated = False
     for child in root:
         name = _local_name(child.tag)
         if name == "Contents":
-            key: str | None = None
-            last_modified: datetime | None = None
-            size: int | None = None
-            for field in child:
-                field_name = _local_name(field.tag)
-                if field_name == "Key":
-                    key = field.text
-                elif field_name == "LastModified":
-                    last_modified = _list_time(field.text)
-                elif field_name == "Size":
-                    text = (field.text or "").strip()
-                    if not text.isdigit():
-                        raise _malformed_listing(f"Size {field.text!r} is not a byte count")
-                    size = int(text)
-            if not key:
-                raise _malformed_listing("an entry without a key")
-            entries.append(ListEntry(unquote(key) if encoded else key, last_modified, size))
+            count += 1
+            entry = _list_entry(child, encoded, wanted)
+            if entry is not None:
+                entries.append(entry)
         elif name == "IsTruncated":
             truncated = (child.text or "").strip() == "true"
         elif name == "NextContinuationToken":
             token = child.text
     if truncated and not token:
         raise _malformed_listing("a truncated page without a continuation token")
-    return entries, token if truncated else None
+    return entries, count, token if truncated else None
+
+
+def _list_entry(
+    contents: ET.Element, encoded: bool, wanted: Container[str] | None
+) -> ListEntry | None:
+    """One ``<Contents>``: its entry, or None when its key is not wanted."""
+    key: str | None = None
+    for field in contents:
+        if _local_name(field.tag) == "Key":
+            key = field.text
+            break
+    if not key:
+        raise _malformed_listing("an entry without a key")
+    if encoded:
+        key = unquote(key)
+    if wanted is not None and key not in wanted:
+        return None
+    last_modified: datetime | None = None
+    size: int | None = None
+    for field in contents:
+        field_name = _local_name(field.tag)
+        if field_name == "LastModified":
+            last_modified = _list_time(field.text)
+        elif field_name == "Size":
+            text = (field.text or "").strip()
+            if not text.isdigit():
+                raise _malformed_listing(f"Size {field.text!r} is not a byte count")
+            size = int(text)
+    return ListEntry(key, last_modified, size)
 
 
 def parse_list_page(body: bytes) -> tuple[list[str], str | None]:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 import ssl
 import sys
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, Protocol
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 import httpx
 
@@ -163,6 +164,34 @@ def _environ(request: Request, server_port: int, *, body: bool = True) -> dict[s
     return environ
 
 
+_CREDENTIAL = re.compile(rb"Credential=[^/,\s]*/[^/]*/[^/]*/([^/,\s]+)/aws4_request")
+
+
+def _kind_of(request: Request) -> str | None:
+    """ "sqs" or "s3" for the requests the local endpoint routes to moto, None for others.
+
+    SQS's JSON protocol names its operation in ``X-Amz-Target``; an S3 request is signed
+    for ``s3`` (header or presigned query), by the legacy query signature, or anonymous,
+    and is not an S3 Control request. Anything else is left to moto's dispatcher.
+    """
+    target = request.header("x-amz-target")
+    if target is not None:
+        return "sqs" if target.startswith(b"AmazonSQS.") else None
+    if request.target.startswith(b"/v20180820"):
+        return None
+    authorization = request.header("authorization")
+    if authorization is not None:
+        match = _CREDENTIAL.search(authorization)
+        return "s3" if match is not None and match.group(1) == b"s3" else None
+    _, _, query = request.target.partition(b"?")
+    for item in query.split(b"&"):
+        name, _, value = item.partition(b"=")
+        if name == b"X-Amz-Credential":
+            scope = unquote_to_bytes(value).split(b"/")
+            return "s3" if len(scope) == 5 and scope[3] == b"s3" else None
+    return "s3"  # anonymous, or the legacy query signature (S3's alone)
+
+
 class MotoBackend:
     """moto's S3, called in-process through WSGI on a private thread pool."""
 
@@ -170,8 +199,17 @@ class MotoBackend:
         self._executor = ThreadPoolExecutor(
             max_workers=max_threads, thread_name_prefix="sagemaker-async-local-s3"
         )
+        # SQS on a thread of its own: a ReceiveMessage must never queue behind thousands of
+        # S3 reads (at 10,000 results a long poll waited seconds for a thread).
+        self._sqs_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sagemaker-async-local-sqs"
+        )
         self._app: Any = None
         self._stream_uploads = False
+        # moto's dispatcher picks an application per request under one lock, matching the
+        # URL patterns of every moto service; the S3 and SQS requests we route are
+        # recognised here and sent to the application it picked for the first of each kind.
+        self._apps: dict[str, Any] = {}
         self.server_port = 0  # what SERVER_PORT says; set by the endpoint once it listens
 
     async def start(self) -> None:
@@ -191,6 +229,17 @@ class MotoBackend:
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._executor.shutdown, True)
+        await loop.run_in_executor(None, self._sqs_executor.shutdown, True)
+
+    def _app_for(self, request: Request, environ: dict[str, Any]) -> Any:
+        """moto's application for this request: the dispatcher's choice, remembered by kind."""
+        kind = _kind_of(request)
+        app = None if kind is None else self._apps.get(kind)
+        if app is None:
+            app = self._app.get_application(environ)
+            if kind is not None:
+                self._apps[kind] = app
+        return app
 
     def _call(self, request: Request) -> Response:
         if self._stream_uploads and _is_large_upload(request):
@@ -214,7 +263,7 @@ class MotoBackend:
             return lambda data: None
 
         try:
-            result: Iterable[bytes] = self._app(environ, start_response)
+            result: Iterable[bytes] = self._app_for(request, environ)(environ, start_response)
         except Exception as exc:  # moto could not make sense of the request
             logger.debug("moto failed on %s %s", request.method, request.path, exc_info=True)
             message = f"The request is not valid: {type(exc).__name__}"
@@ -239,7 +288,8 @@ class MotoBackend:
 
     async def handle(self, request: Request) -> Response:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, request)
+        executor = self._sqs_executor if _kind_of(request) == "sqs" else self._executor
+        return await loop.run_in_executor(executor, self._call, request)
 
 
 class ProxyBackend:

@@ -1,7 +1,7 @@
-"""Batched looks end to end against moto's server: listings replace HEADs, bodies are right.
+"""Watched prefixes end to end against moto's server: listings replace HEADs, bodies right.
 
-Requests are counted at the transport (the client's own, wrapped). The waits' poll sleeps
-are gated by the test, so each round of looks is a step it controls: nothing sleeps.
+Requests are counted at the transport (the client's own, wrapped). The watcher's sleeps are
+stepped by the test, so each listing is a step it controls: nothing sleeps.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from sagemaker_async import AsyncInvocation, InferenceFailedError
 from sagemaker_async._io.http11.transport import LeanTransport
-from sagemaker_async._io.looks import BatchedLooks
+from sagemaker_async._io.looks import WatchedPrefixes
 from sagemaker_async._io.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -46,26 +46,33 @@ class CountingTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-class Rounds:
-    """A poll sleep the test releases: the waits sleeping count as one finished round."""
+class Ticks:
+    """The watcher's sleep and clock, stepped by the test: a tick ends the sleep begun and
+    moves the watcher's clock to its end."""
 
     def __init__(self) -> None:
-        self.sleeping = 0
-        self.changed = asyncio.Event()
-        self.release = asyncio.Event()
+        self.now = 0.0
+        self._asleep = asyncio.Event()
+        self._go = asyncio.Event()
+
+    def clock(self) -> float:
+        return self.now
 
     async def sleep(self, delay: float) -> None:
-        self.sleeping += 1
-        self.changed.set()
+        self._asleep.set()
+        start = self.now
         try:
-            await self.release.wait()
+            await self._go.wait()
         finally:
-            self.sleeping -= 1
+            self._go.clear()
+        self.now = max(self.now, start + delay)
 
-    async def until_sleeping(self, count: int) -> None:
-        while self.sleeping < count:
-            self.changed.clear()
-            await self.changed.wait()
+    async def listed(self) -> None:
+        await self._asleep.wait()
+        self._asleep.clear()
+
+    def tick(self) -> None:
+        self._go.set()
 
 
 @pytest.fixture
@@ -90,24 +97,32 @@ def put(server: MotoServer, key: str, body: bytes) -> None:
     server.boto3_s3().put_object(Bucket=BUCKET, Key=key, Body=body)
 
 
+def watch_with(c: Any, ticks: Ticks, **kwargs: Any) -> None:
+    waiter = c._results
+    waiter.looks = WatchedPrefixes(
+        c._s3, waiter.scheduler, sleep=ticks.sleep, monotonic=ticks.clock, **kwargs
+    )
+
+
 async def test_many_waits_on_one_prefix_are_answered_by_listings(server: MotoServer) -> None:
     submitted = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
     for n in range(0, WAITS, 2):  # half are there at the first look
         put(server, f"out/{n}.out", f"body {n}".encode())
     transport = CountingTransport()
-    rounds = Rounds()
-    async with server.client(transport=transport, _runtime=Runtime(poll_sleep=rounds.sleep)) as c:
+    ticks = Ticks()
+    async with server.client(transport=transport) as c:
+        watch_with(c, ticks)
         tasks = [
             asyncio.ensure_future(c.wait_for_result(inv, timeout=60, poll_interval=0.01))
             for inv in invocations(submitted)
         ]
-        await rounds.until_sleeping(WAITS // 2)  # the first round: half found, half wait
+        await ticks.listed()  # the first listing: half found, half wait
         for n in range(1, WAITS, 2):
             if n == 5:
                 put(server, "out/5-error.out", b"model crashed")
             else:
                 put(server, f"out/{n}.out", f"body {n}".encode())
-        rounds.release.set()
+        ticks.tick()
         results = await asyncio.gather(*tasks, return_exceptions=True)
     for n, result in enumerate(results):
         if n == 5:
@@ -116,11 +131,35 @@ async def test_many_waits_on_one_prefix_are_answered_by_listings(server: MotoSer
         else:
             assert not isinstance(result, BaseException), result
             assert result.body == f"body {n}".encode()
-    # Two rounds of looks: each one listing of out/ instead of 2 HEADs per waiting wait
-    # (24 + 12 waits: 72 HEADs), then the GET of each object found.
+    # Two listings of out/ instead of 2 HEADs per wait per look, then the GET of each
+    # object found (and of the failure object).
     assert transport.counts["LIST"] == 2
     assert transport.counts["HEAD"] == 0
     assert transport.counts["GET"] == WAITS
+
+
+class Rounds:
+    """The waits' poll sleep, released by the test; short sleeps count as a round of looks
+    (a watched wait's sleep until its deadline does not)."""
+
+    def __init__(self) -> None:
+        self.sleeping = 0
+        self.changed = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def sleep(self, delay: float) -> None:
+        short = delay < 1
+        self.sleeping += short
+        self.changed.set()
+        try:
+            await self.release.wait()
+        finally:
+            self.sleeping -= short
+
+    async def until_sleeping(self, count: int) -> None:
+        while self.sleeping < count:
+            self.changed.clear()
+            await self.changed.wait()
 
 
 async def test_a_prefix_full_of_old_objects_falls_back_to_heads(server: MotoServer) -> None:
@@ -130,21 +169,21 @@ async def test_a_prefix_full_of_old_objects_falls_back_to_heads(server: MotoServ
     transport = CountingTransport()
     rounds = Rounds()
     async with server.client(transport=transport, _runtime=Runtime(poll_sleep=rounds.sleep)) as c:
-        waiter = c._results
         # The guards scaled down (1,000 old objects would make a slow test): a listing of
-        # more than max(20, 1 × due) keys is not repeated; the next looks are HEADs.
-        waiter.looks = BatchedLooks(c._s3, waiter.scheduler, min_page_keys=20, keys_factor=1)
+        # more than max(10, 1 × 10 keys looked for) keys is not repeated; HEADs look.
+        waiter = c._results
+        waiter.looks = WatchedPrefixes(c._s3, waiter.scheduler, min_page_keys=10, keys_factor=1)
         tasks = [
             asyncio.ensure_future(c.wait_for_result(inv, timeout=60, poll_interval=0.01))
             for inv in invocations(submitted)[:10]
         ]
-        await rounds.until_sleeping(10)
-        assert (transport.counts["LIST"], transport.counts["HEAD"]) == (1, 0)
+        await rounds.until_sleeping(10)  # listed once, then a round of HEADs: nothing yet
+        assert (transport.counts["LIST"], transport.counts["HEAD"]) == (1, 20)
         for n in range(10):
             put(server, f"out/{n}.out", f"body {n}".encode())
         rounds.release.set()
         results: list[Any] = await asyncio.gather(*tasks)
     assert [result.body for result in results] == [f"body {n}".encode() for n in range(10)]
     assert transport.counts["LIST"] == 1  # not listed again: the prefix is cooling down
-    assert transport.counts["HEAD"] == 20  # output and failure HEADs of each wait
+    assert transport.counts["HEAD"] == 40  # output and failure HEADs of each wait, twice
     assert transport.counts["GET"] == 10
