@@ -47,7 +47,8 @@ from ._queue import (
     EndpointQueue,
     Job,
 )
-from ._s3_auth import S3Verifier
+from ._s3_auth import S3Verifier, unverified_payload
+from ._s3_payload import decoded_headers
 from ._s3backend import MotoBackend, ProxyBackend, S3Backend
 from ._sigv4_verify import AuthError, SigV4Verifier
 from ._storage import BackendStorage, ClientStorage, Storage, parse_s3_uri
@@ -476,13 +477,18 @@ class LocalEndpoint:
         for queue in self._queues.values():
             await queue.runner.aclose()
         if self._storage is not None:
+            # Each unfinished job gets its failure; each job whose output (or failure) was
+            # being written when the stop came gets that write, never a second object.
             writes = [
                 self._queues[name].fail_stopped(jobs) for name, jobs in unfinished.items() if jobs
             ]
+            writes += [queue.settle() for queue in self._queues.values()]
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(
                     asyncio.gather(*writes, return_exceptions=True), _STOP_WRITE_SECONDS
                 )
+        for queue in self._queues.values():
+            queue.abandon()
         self._report_dropped()
         if self._server is not None:
             await self._server.aclose()
@@ -554,20 +560,25 @@ class LocalEndpoint:
             "EntityTooLarge",
             f"Your proposed upload exceeds the maximum allowed size of {limit} bytes.",
         )
-        if self._s3_verifier is None:
-            return Admission(limit, too_large)
         try:
-            check = self._s3_verifier.check_head(
-                head.method, head.target, head.headers, now=self._wall_clock()
-            )
+            if self._s3_verifier is None:
+                check = unverified_payload(head.method, head.target, head.headers)
+            else:
+                check = self._s3_verifier.check_head(
+                    head.method, head.target, head.headers, now=self._wall_clock()
+                )
         except AuthError as exc:
             return _responses.s3_error(exc.status, exc.code, exc.message)
+        # moto gets the body decoded (it would otherwise decode it in memory); a named S3
+        # endpoint gets it as it came, framing and signatures included, to check itself.
+        decode = check.chunked and isinstance(self._backend, MotoBackend)
 
-        def on_body(data: bytes) -> None:
+        def on_body(data: bytes) -> bytes | None:
             try:
-                check.feed(data)
+                decoded = check.feed(data)
             except AuthError as exc:
                 raise BodyRejected(_responses.s3_error(exc.status, exc.code, exc.message)) from None
+            return decoded if decode else None
 
         def on_end() -> None:
             try:
@@ -575,7 +586,13 @@ class LocalEndpoint:
             except AuthError as exc:
                 raise BodyRejected(_responses.s3_error(exc.status, exc.code, exc.message)) from None
 
-        return Admission(limit, too_large, on_body=on_body, on_end=on_end)
+        return Admission(
+            limit,
+            too_large,
+            on_body=on_body,
+            on_end=on_end,
+            final_headers=(lambda: decoded_headers(head.headers, check)) if decode else None,
+        )
 
     async def _handle(self, request: Request) -> Response:
         if request.path.startswith("/endpoints/") and not _signed_for_s3(request):

@@ -10,9 +10,10 @@ It defends itself, since anything on the machine can connect: before any body by
 (and before ``100 Continue``) the head goes to ``admit``, which answers early (too large,
 not authenticated) or says how much body the route takes and who must see each byte; bodies
 over a threshold are spooled to a temporary file, never held whole in memory; the head, the
-body and an idle keep-alive connection each have a deadline; past the connection cap a new
-connection gets a 503 and is closed; ``Content-Length`` together with
-``Transfer-Encoding`` (a request-smuggling trick h11 tolerates) is refused, connection closed.
+body (per gap, and a minimum average rate) and an idle keep-alive connection each have a
+deadline; past the connection cap a new connection gets a 503 and is closed;
+``Content-Length`` together with ``Transfer-Encoding`` (a request-smuggling trick h11
+tolerates) is refused, connection closed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import IO
+from typing import IO, NoReturn
 
 import h11
 
@@ -127,10 +128,14 @@ class Admission:
     max_body: int
     too_large: Response
     """The answer when the body is larger (decided on Content-Length, or while reading)."""
-    on_body: Callable[[bytes], None] | None = None
-    """Sees every body byte in order; raises ``BodyRejected`` to stop the request."""
+    on_body: Callable[[bytes], bytes | None] | None = None
+    """Sees every body byte in order; raises ``BodyRejected`` to stop the request. What it
+    returns, if not None, is kept instead of the bytes received (a decoded body)."""
     on_end: Callable[[], None] | None = None
     """Called once the whole body is read; may raise ``BodyRejected`` too."""
+    final_headers: Callable[[], tuple[tuple[bytes, bytes], ...]] | None = None
+    """The headers the application sees instead of the received ones (after ``on_end``):
+    those that described a body ``on_body`` decoded no longer do."""
 
 
 Admit = Callable[[Head], "Admission | Response"]
@@ -149,6 +154,18 @@ class Limits:
     """From a request's first byte (or the connection's start) to the end of its head."""
     body_timeout: float = 60.0
     """The longest wait for the next body bytes."""
+    body_min_rate: float = 500.0
+    """Bytes per second a body must average (0: no floor), as Apache's mod_reqtimeout
+    ``body=20,MinRate=500``: the body's deadline starts ``body_rate_grace`` seconds after
+    its first wait and moves 1 s later per ``body_min_rate`` bytes received. 500 B/s is
+    far below any real client (a 1 Mbit/s uplink sends 250 times that, loopback a million
+    times), yet a sender of a byte every 59 s, which the per-gap timeout alone lets hold a
+    connection forever, is cut off after 20 s."""
+    body_rate_grace: float = 20.0
+    """Seconds a body gets before the rate counts (a slow start, a client computing a hash)."""
+    body_max_seconds: float | None = None
+    """The most any one body may take, however fast it averages; None: no cap (Apache's
+    default)."""
     idle_timeout: float = 30.0
     """How long a kept-alive connection may wait for its next request."""
     max_head_bytes: int = 64 * 1024
@@ -178,6 +195,27 @@ def _fd_budget() -> int:
     return max(16, soft // 2)
 
 
+class _BodyRate:
+    """mod_reqtimeout's MinRate: a body deadline that moves later as bytes arrive."""
+
+    __slots__ = ("_cap", "_clock", "_rate", "_start")
+
+    def __init__(self, limits: Limits, clock: Callable[[], float]) -> None:
+        start = clock()
+        self._clock = clock
+        self._rate = limits.body_min_rate
+        self._start = start + limits.body_rate_grace
+        maximum = limits.body_max_seconds
+        self._cap = None if maximum is None else start + maximum
+
+    def left(self, received: int) -> float:
+        """Seconds until the deadline for a body of which ``received`` bytes are in."""
+        deadline = self._start + received / self._rate
+        if self._cap is not None:
+            deadline = min(deadline, self._cap)
+        return deadline - self._clock()
+
+
 class _Closed(Exception):
     """End the connection now (a deadline passed, or the peer is gone)."""
 
@@ -203,12 +241,15 @@ class HttpServer:
         admit: Admit = _default_admit,
         limits: Limits | None = None,
         cancel_if_gone: Callable[[Request], bool] | None = None,
+        clock: Callable[[], float] | None = None,
     ):
         self._application = application
         # Requests (long polls) whose answer is abandoned when the client goes away.
         self._cancel_if_gone = cancel_if_gone
         self._admit = admit
         self._limits = limits or Limits()
+        # What the body rate is measured on (the loop's clock); a seam for tests.
+        self._clock = clock
         # Never more connections than file descriptors allow: past that, accept() fails
         # and asyncio logs a traceback per attempt instead of our clean 503.
         self._max_connections = min(self._limits.max_connections, _fd_budget())
@@ -386,12 +427,13 @@ class HttpServer:
 
     async def _receive(
         self, conn: h11.Connection, reader: asyncio.StreamReader, timeout: float
-    ) -> None:
+    ) -> int:
         try:
             data = await asyncio.wait_for(reader.read(_READ_SIZE), timeout)
         except asyncio.TimeoutError:
             raise _Closed from None
         conn.receive_data(data)
+        return len(data)
 
     async def _read_head(
         self, conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -433,7 +475,12 @@ class HttpServer:
         admission: Admission,
     ) -> Request | None:
         limits = self._limits
-        size = 0
+        clock = self._clock or asyncio.get_running_loop().time
+        rate = _BodyRate(limits, clock) if limits.body_min_rate > 0 else None
+        size = 0  # body bytes as framed by HTTP: what the limit counts
+        stored = 0  # what is kept: the body, or what on_body decoded it to
+        # Bytes off the socket (framing included, and what came with the head): the rate.
+        received = len(conn.trailing_data[0])
         chunks: list[bytes] = []
         spool: IO[bytes] | None = None
         on_body = admission.on_body
@@ -446,11 +493,21 @@ class HttpServer:
                             conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
                         )
                         await writer.drain()
+                    timeout = limits.body_timeout
+                    if rate is not None:
+                        left = rate.left(received)
+                        if left <= 0:
+                            await self._too_slow(conn, writer, head, received)
+                        timeout = min(timeout, left)
                     try:
-                        await self._receive(conn, reader, limits.body_timeout)
+                        received += await self._receive(conn, reader, timeout)
                     except _Closed:
+                        if rate is not None and rate.left(received) <= 0:
+                            await self._too_slow(conn, writer, head, received)
                         await self._refuse(conn, writer, Response(408))
                         raise
+                    if rate is not None and rate.left(received) <= 0:
+                        await self._too_slow(conn, writer, head, received)
                     continue
                 if isinstance(part, h11.Data):
                     data = bytes(part.data)
@@ -458,10 +515,13 @@ class HttpServer:
                     if size > admission.max_body:
                         raise BodyRejected(admission.too_large)
                     if on_body is not None:
-                        on_body(data)
+                        kept = on_body(data)
+                        if kept is not None:
+                            data = kept
+                    stored += len(data)
                     if spool is not None:
                         spool.write(data)
-                    elif size > limits.spool_threshold:
+                    elif stored > limits.spool_threshold:
                         # Closed by the server once the application has answered.
                         spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115
                             max_size=limits.spool_threshold
@@ -478,6 +538,9 @@ class HttpServer:
                     raise _Closed  # closed half-way through the body
             if admission.on_end is not None:
                 admission.on_end()
+            headers = head.headers
+            if admission.final_headers is not None:
+                headers = admission.final_headers()
         except BaseException:
             if spool is not None:
                 spool.close()
@@ -487,11 +550,26 @@ class HttpServer:
         return Request(
             method=head.method,
             target=head.target,
-            headers=head.headers,
+            headers=headers,
             body=b"".join(chunks),
             body_file=spool,
-            body_size=size,
+            body_size=stored,
         )
+
+    async def _too_slow(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, head: Head, size: int
+    ) -> NoReturn:
+        """A body below the minimum rate: 408, closed, one line in the log."""
+        logger.warning(
+            "local endpoint: %s %s: the request body came slower than %g bytes/s on average "
+            "(%d bytes so far); answered 408 and closed the connection",
+            head.method,
+            head.path,
+            self._limits.body_min_rate,
+            size,
+        )
+        await self._refuse(conn, writer, Response(408))
+        raise _Closed
 
     @staticmethod
     async def _write(

@@ -97,6 +97,8 @@ class EndpointQueue:
         self._stopped: list[Job] = []
         self._unwritten: list[str] = []
         self._closing = False
+        # The one write a job ends with, once begun, by id(job): (job, is a failure, write).
+        self._in_flight: dict[int, tuple[Job, bool, asyncio.Future[None]]] = {}
 
     def start(self) -> None:
         self._workers = [
@@ -107,7 +109,9 @@ class EndpointQueue:
     async def aclose(self) -> list[Job]:
         """Stop the workers; returns the jobs still queued or running, which have no object.
 
-        A running handler is cancelled with its worker (a worker process is killed).
+        A running handler is cancelled with its worker (a worker process is killed). A job
+        whose final write has begun is not among them: its outcome is that write, which
+        ``settle`` waits for — failing it too could leave both an output and a failure.
         """
         # The flag, not only the cancel: a cancellation can be lost in a race inside code
         # the worker awaits (Python < 3.12's wait_for is one such place), and a worker that
@@ -117,12 +121,52 @@ class EndpointQueue:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
-        # A slot still holding a job was cancelled before it wrote anything.
-        unfinished = [job for job in self._running.values() if job is not None]
+        # A slot still holding a job with no write in flight was cancelled before it wrote.
+        unfinished = [
+            job
+            for job in self._running.values()
+            if job is not None and id(job) not in self._in_flight
+        ]
         self._running.clear()
         while not self._queue.empty():
             unfinished.append(self._queue.get_nowait())
         return unfinished
+
+    async def settle(self) -> None:
+        """Wait for the final writes a stop found under way; each job ends with its own.
+
+        A write that failed (nothing stored) gets the failure object the running endpoint
+        would have written.
+        """
+        while self._in_flight:
+            key, (job, failed, write) = next(iter(self._in_flight.items()))
+            try:
+                await asyncio.shield(write)
+            except Exception as exc:
+                del self._in_flight[key]
+                if failed:
+                    self._unwritten.append(job.attributes.inference_id)
+                    logger.warning("%s: %s: no failure object written", self.name, job)
+                    continue
+                try:
+                    await self._fail(job, f"Could not store the output: {exc}")
+                except StorageError:
+                    self._unwritten.append(job.attributes.inference_id)
+                    logger.warning("%s: %s: no failure object written", self.name, job)
+                    continue
+                self._on_finished()
+                continue
+            del self._in_flight[key]
+            if not failed:
+                self._succeeded(job)
+            self._on_finished()
+
+    def abandon(self) -> None:
+        """The stop's time is up: final writes still under way are cancelled and reported."""
+        for job, _, write in self._in_flight.values():
+            write.cancel()
+            self._unwritten.append(job.attributes.inference_id)
+        self._in_flight.clear()
 
     async def fail_stopped(self, jobs: list[Job]) -> None:
         """Give each unfinished job its failure object: the endpoint stopped."""
@@ -145,7 +189,8 @@ class EndpointQueue:
 
     def unwritten_stopped(self) -> list[str]:
         """Inference ids of stopped jobs whose failure object was not (or not yet) written."""
-        return self._unwritten + [job.attributes.inference_id for job in self._stopped]
+        ids = self._unwritten + [job.attributes.inference_id for job in self._stopped]
+        return list(dict.fromkeys(ids))  # a stopped job's cut-off write is listed once
 
     def submit(self, job: Job) -> None:
         self.stats.accepted += 1
@@ -190,7 +235,20 @@ class EndpointQueue:
         notification, say) belongs here.
         """
         location = job.failure_location if failed else job.output_location
-        await self._storage.write(location, body, content_type)
+        write = asyncio.ensure_future(self._storage.write(location, body, content_type))
+        key = id(job)
+        self._in_flight[key] = (job, failed, write)
+        try:
+            # Shielded: once begun, the write is the request's outcome. A stop that cancels
+            # this worker leaves it running and waits for it (``settle``) instead of also
+            # failing the request: the object may already be stored, the answer in flight.
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            raise  # still in flight: ``settle`` owns it now
+        except BaseException:
+            self._in_flight.pop(key, None)
+            raise
+        self._in_flight.pop(key, None)
 
     async def _fail(self, job: Job, message: str) -> None:
         self.stats.failed += 1
@@ -265,7 +323,10 @@ class EndpointQueue:
         except StorageError as exc:  # e.g. a content type S3 cannot store
             await self._fail(job, f"Could not store the output: {exc}")
             return
-        stats.succeeded += 1
+        self._succeeded(job)
+
+    def _succeeded(self, job: Job) -> None:
+        self.stats.succeeded += 1
         logger.info(
             "%s: %s done -> %s", self.name, job.attributes.inference_id, job.output_location
         )

@@ -5,15 +5,19 @@ S3 signs differently from the runtime API, and SDKs use all of its forms over pl
 
 - the ``Authorization`` header with ``x-amz-content-sha256`` declaring the payload: its
   SHA-256 (verified against the body as it arrives, before anything is stored),
-  ``UNSIGNED-PAYLOAD``, or ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD`` (``aws-chunked``: every
-  chunk carries a signature chained from the previous one — verified chunk by chunk);
+  ``UNSIGNED-PAYLOAD``, ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD`` (``aws-chunked``: every
+  chunk carries a signature chained from the previous one — verified chunk by chunk),
+  ``STREAMING-UNSIGNED-PAYLOAD-TRAILER`` (what botocore sends over HTTPS: bare chunks and a
+  trailing checksum, verified against the decoded body) or
+  ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`` (signed chunks and a signed trailer);
 - presigned URLs: the same signature in the query (``X-Amz-Signature`` and friends), with
   ``X-Amz-Expires``, over ``UNSIGNED-PAYLOAD``.
 
 The signature itself covers only the head (the payload enters it as the declared hash), so
-``check_head`` decides before any body byte is read, and ``PayloadCheck`` sees the body
-bytes. The canonical URI is the path as sent (S3 neither normalizes nor double-encodes);
-a path encoded differently from the signer's is tried in its canonical re-encoding too.
+``check_head`` decides before any body byte is read, and ``PayloadCheck`` (``_s3_payload``)
+sees the body bytes. The canonical URI is the path as sent (S3 neither normalizes nor
+double-encodes); a path encoded differently from the signer's is tried in its canonical
+re-encoding too.
 Pure: the caller passes the time.
 """
 
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import quote, unquote_to_bytes
 
+from ._s3_payload import CHUNKED, UNSIGNED, PayloadCheck, describes_body, payload_check
 from ._sigv4_verify import (
     ALGORITHM,
     MAX_SKEW_SECONDS,
@@ -34,17 +39,13 @@ from ._sigv4_verify import (
     _parse_authorization,
 )
 
-__all__ = ["PayloadCheck", "S3Verifier"]
+__all__ = ["PayloadCheck", "S3Verifier", "unverified_payload"]
 
-UNSIGNED = b"UNSIGNED-PAYLOAD"
-STREAMING = b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _MAX_EXPIRES = 7 * 24 * 3600
 _MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your key and signing method."
 )
-_MAX_CHUNK_HEAD = 4096
 
 
 def _hmac(key: bytes, message: str) -> bytes:
@@ -60,126 +61,6 @@ def _parse_time(text: str) -> datetime:
             f"X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\", got {text!r}",
             status=400,
         ) from None
-
-
-@dataclass
-class PayloadCheck:
-    """Checks the body against what the signature declared; feed it every byte in order."""
-
-    declared: bytes
-    signing_key: bytes = field(repr=False, default=b"")
-    seed_signature: str = ""
-    amz_date: str = ""
-    scope: str = ""
-    decoded_length: int | None = None
-
-    def __post_init__(self) -> None:
-        self._hash = hashlib.sha256()
-        self._buffer = b""
-        self._previous = self.seed_signature
-        self._state = "header"  # header -> data -> crlf -> header ... -> final-crlf -> done
-        self._remaining = 0
-        self._chunk = hashlib.sha256()
-        self._chunk_signature = ""
-        self._decoded = 0
-
-    def feed(self, data: bytes) -> None:
-        if self.declared == UNSIGNED:
-            return
-        if self.declared != STREAMING:
-            self._hash.update(data)
-            return
-        self._buffer += data
-        while self._buffer:
-            state = self._state
-            if state == "done":
-                raise _incomplete("data after the final chunk")
-            if state == "header":
-                end = self._buffer.find(b"\r\n")
-                if end < 0:
-                    if len(self._buffer) > _MAX_CHUNK_HEAD:
-                        raise _incomplete("a chunk header is too long")
-                    return
-                line, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
-                self._start_chunk(line)
-            elif state == "data":
-                take = self._buffer[: self._remaining]
-                self._buffer = self._buffer[len(take) :]
-                self._chunk.update(take)
-                self._decoded += len(take)
-                self._remaining -= len(take)
-                if self._remaining == 0:
-                    self._state = "crlf"
-            else:  # "crlf" after a chunk's data, or "final-crlf" after the empty chunk
-                if len(self._buffer) < 2:
-                    return
-                if self._buffer[:2] != b"\r\n":
-                    raise _incomplete("a chunk does not end with CRLF")
-                self._buffer = self._buffer[2:]
-                if state == "crlf":
-                    self._verify_chunk()
-                    self._state = "header"
-                else:
-                    self._state = "done"
-
-    def _start_chunk(self, line: bytes) -> None:
-        size_text, _, extension = line.partition(b";")
-        name, _, signature = extension.partition(b"=")
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise _incomplete("a chunk size is not hexadecimal") from None
-        if name.strip() != b"chunk-signature" or size < 0:
-            raise _incomplete("a chunk has no chunk-signature")
-        self._remaining = size
-        self._chunk = hashlib.sha256()
-        self._chunk_signature = signature.strip().decode("latin-1")
-        if size == 0:
-            self._verify_chunk()
-            self._state = "final-crlf"
-        else:
-            self._state = "data"
-
-    def _verify_chunk(self) -> None:
-        string_to_sign = "\n".join(
-            [
-                "AWS4-HMAC-SHA256-PAYLOAD",
-                self.amz_date,
-                self.scope,
-                self._previous,
-                _EMPTY_SHA256,
-                self._chunk.hexdigest(),
-            ]
-        )
-        expected = hmac.new(
-            self.signing_key, string_to_sign.encode("utf-8"), hashlib.sha256
-        ).hexdigest()
-        if not hmac.compare_digest(expected.encode(), self._chunk_signature.encode("latin-1")):
-            raise AuthError("SignatureDoesNotMatch", _MISMATCH)
-        self._previous = expected
-
-    def finish(self) -> None:
-        """The body ended: raise unless it is what was signed."""
-        if self.declared == UNSIGNED:
-            return
-        if self.declared != STREAMING:
-            if not hmac.compare_digest(self._hash.hexdigest().encode(), self.declared):
-                raise AuthError(
-                    "XAmzContentSHA256Mismatch",
-                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
-                    status=400,
-                )
-            return
-        if self._state != "done" or self._buffer:
-            raise _incomplete("the body ended before its final (empty) chunk")
-        if self.decoded_length is not None and self._decoded != self.decoded_length:
-            raise _incomplete("x-amz-decoded-content-length does not match the chunks")
-
-
-def _incomplete(why: str) -> AuthError:
-    return AuthError(
-        "IncompleteBody", f"The request body is not valid aws-chunked: {why}.", status=400
-    )
 
 
 @dataclass(frozen=True)
@@ -326,13 +207,16 @@ class S3Verifier:
                 status=400,
             )
         declared = declared.strip()
-        if declared not in (UNSIGNED, STREAMING) and (
-            len(declared) != 64 or declared.strip(b"0123456789abcdef")
+        if (
+            declared != UNSIGNED
+            and declared not in CHUNKED
+            and (len(declared) != 64 or declared.strip(b"0123456789abcdef"))
         ):
             raise AuthError(
                 "InvalidArgument",
                 "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, "
-                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, or a valid sha256 value.",
+                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, "
+                "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER, or a valid sha256 value.",
                 status=400,
             )
         scope = f"{auth.date}/{auth.region}/s3/aws4_request"
@@ -350,23 +234,14 @@ class S3Verifier:
             auth.signature,
         ):
             raise AuthError("SignatureDoesNotMatch", _MISMATCH)
-        decoded: int | None = None
-        if declared == STREAMING:
-            text = next((v for n, v in headers if n == b"x-amz-decoded-content-length"), None)
-            if text is None or not text.strip().isdigit():
-                raise AuthError(
-                    "MissingContentLength",
-                    "You must provide the x-amz-decoded-content-length header.",
-                    status=411,
-                )
-            decoded = int(text)
-        return PayloadCheck(
+        return payload_check(
             declared,
+            headers,
             signing_key=key,
             seed_signature=auth.signature,
             amz_date=amz_date,
             scope=scope,
-            decoded_length=decoded,
+            header_checksums=describes_body(method, raw_path + b"?" + raw_query),
         )
 
     def _check_presigned(
@@ -451,11 +326,13 @@ class S3Verifier:
             params[b"X-Amz-Signature"].decode("latin-1"),
         ):
             raise AuthError("SignatureDoesNotMatch", _MISMATCH)
-        if payload == STREAMING:
+        if payload in CHUNKED:
             raise AuthError(
                 "InvalidRequest", "a presigned request cannot be aws-chunked", status=400
             )
-        return PayloadCheck(payload)
+        return payload_check(
+            payload, headers, header_checksums=describes_body(method, b"?" + raw_query)
+        )
 
     def _check_presigned_v2(
         self,
@@ -522,7 +399,9 @@ class S3Verifier:
         )
         if not hmac.compare_digest(expected, params[b"Signature"]):
             raise AuthError("SignatureDoesNotMatch", _MISMATCH)
-        return PayloadCheck(UNSIGNED)
+        return payload_check(
+            UNSIGNED, headers, header_checksums=describes_body(method, b"?" + raw_query)
+        )
 
 
 _V2_SUBRESOURCES = frozenset(
@@ -534,3 +413,19 @@ _V2_SUBRESOURCES = frozenset(
         "response-content-language", "response-content-type", "response-expires",
     }
 )  # fmt: skip
+
+
+def unverified_payload(
+    method: str, target: bytes, headers: tuple[tuple[bytes, bytes], ...]
+) -> PayloadCheck:
+    """The body check without credentials: no signature is verified, but a declared
+    SHA-256, checksums and the aws-chunked framing still are (S3 checks those for anyone)."""
+    declared = next((v.strip() for n, v in headers if n == b"x-amz-content-sha256"), UNSIGNED)
+    if declared not in CHUNKED and (len(declared) != 64 or declared.strip(b"0123456789abcdef")):
+        declared = UNSIGNED
+    return payload_check(
+        declared,
+        headers,
+        verify_signatures=False,
+        header_checksums=describes_body(method, target),
+    )

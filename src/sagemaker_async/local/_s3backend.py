@@ -29,6 +29,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import httpx
 
+from . import _moto_stream
 from ._http import Request, Response
 from ._responses import s3_error
 
@@ -98,14 +99,39 @@ def _dance(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
-def _environ(request: Request, server_port: int) -> dict[str, Any]:
-    """The environ werkzeug's development server would build for this request."""
+# Query parameters an object upload (PutObject, UploadPart, presigned or not) may carry;
+# any other one names a subresource (?tagging, ?acl, ...), which is not streamed.
+_UPLOAD_PARAMS = frozenset({b"uploadId", b"partNumber", b"x-id", b"AWSAccessKeyId", b"Signature",
+                            b"Expires"})  # fmt: skip
+
+
+def _is_large_upload(request: Request) -> bool:
+    """A PutObject or UploadPart whose body the server spooled: streamed into moto's key."""
+    if request.body_file is None or request.method != "PUT":
+        return False
+    if request.header("x-amz-copy-source") is not None:
+        return False
+    raw_path, _, query = request.target.partition(b"?")
+    bucket, _, key = raw_path.lstrip(b"/").partition(b"/")
+    if not bucket or not key:
+        return False
+    for item in query.split(b"&"):
+        name = item.partition(b"=")[0]
+        if name and name not in _UPLOAD_PARAMS and not name.lower().startswith(b"x-amz-"):
+            return False
+    return True
+
+
+def _environ(request: Request, server_port: int, *, body: bool = True) -> dict[str, Any]:
+    """The environ werkzeug's development server would build for this request (with an
+    empty body if not ``body``)."""
     target = request.target.decode("latin-1")
     raw_path, _, query = target.partition("?")
+    stream: IO[bytes] = (request.body_file or io.BytesIO(request.body)) if body else io.BytesIO()
     environ: dict[str, Any] = {
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
-        "wsgi.input": request.body_file or io.BytesIO(request.body),
+        "wsgi.input": stream,
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,
         "wsgi.multiprocess": False,
@@ -121,7 +147,7 @@ def _environ(request: Request, server_port: int) -> dict[str, Any]:
         "SERVER_PORT": str(server_port),
         "SERVER_PROTOCOL": "HTTP/1.1",
         "CONTENT_LENGTH": str(
-            len(request.body) if request.body_file is None else request.body_size
+            0 if not body else len(request.body) if request.body_file is None else request.body_size
         ),
     }
     for name, value in request.headers:
@@ -179,6 +205,7 @@ class MotoBackend:
             max_workers=1, thread_name_prefix="sagemaker-async-local-sqs"
         )
         self._app: Any = None
+        self._stream_uploads = False
         # moto's dispatcher picks an application per request under one lock, matching the
         # URL patterns of every moto service; the S3 and SQS requests we route are
         # recognised here and sent to the application it picked for the first of each kind.
@@ -189,6 +216,15 @@ class MotoBackend:
         # Importing moto and building its S3 app takes a moment: not on the event loop.
         loop = asyncio.get_running_loop()
         self._app = await loop.run_in_executor(self._executor, _load_moto_app)
+        try:
+            await loop.run_in_executor(self._executor, _moto_stream.install)
+            self._stream_uploads = True
+        except _moto_stream.SeamMissing as exc:
+            logger.warning(
+                "local endpoint: large uploads are held in memory by moto (%s); "
+                "install the moto version sagemaker-async supports to stream them",
+                exc,
+            )
 
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
@@ -206,7 +242,18 @@ class MotoBackend:
         return app
 
     def _call(self, request: Request) -> Response:
-        environ = _environ(request, self.server_port)
+        if self._stream_uploads and _is_large_upload(request):
+            assert request.body_file is not None
+            with _moto_stream.streamed_into_moto(request.body_file, request.body_size) as pending:
+                response = self._call_moto(request, _environ(request, self.server_port, body=False))
+            if response.status == 200 and not pending.taken:
+                # moto answered without storing the body we hold: never an empty object.
+                logger.error("local endpoint: moto did not take the body of %s", request.path)
+                return s3_error(500, "InternalError", "The local S3 could not store the upload.")
+            return response
+        return self._call_moto(request, _environ(request, self.server_port))
+
+    def _call_moto(self, request: Request, environ: dict[str, Any]) -> Response:
         captured: list[Any] = []
 
         def start_response(
