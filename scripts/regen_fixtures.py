@@ -336,11 +336,12 @@ def in_model_order(call: dict[str, Any]) -> dict[str, Any]:
     return dict(sorted(call.items(), key=lambda item: order.index(item[0])))
 
 
-def _botocore_client(scenario: Scenario, *, max_attempts: int) -> Any:
+def botocore_client(service: str, scenario: Any, *, max_attempts: int) -> Any:
+    """botocore's client for ``service`` as a scenario sets it up (region, token, flags)."""
     from botocore.config import Config
 
     return _session().create_client(
-        "sagemaker-runtime",
+        service,
         region_name=scenario.region,
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SECRET_KEY,
@@ -353,8 +354,17 @@ def _botocore_client(scenario: Scenario, *, max_attempts: int) -> Any:
     )
 
 
-def _call(scenario: Scenario, response: Response, *, max_attempts: int) -> tuple[Any, Any]:
-    """Make the call through botocore; returns (first prepared request, result or error)."""
+def botocore_call(
+    service: str,
+    operation: str,
+    call: dict[str, Any],
+    scenario: Any,
+    response: Any,
+    *,
+    max_attempts: int,
+) -> tuple[Any, Any]:
+    """Make the call through botocore, answered by ``response`` (status, headers, body);
+    returns (the first prepared request, the result or the error)."""
     from botocore.awsrequest import AWSResponse
     from botocore.exceptions import ClientError
 
@@ -366,15 +376,26 @@ def _call(scenario: Scenario, response: Response, *, max_attempts: int) -> tuple
             request.url, response.status, dict(response.headers), _Raw(response.body)
         )
 
-    client = _botocore_client(scenario, max_attempts=max_attempts)
-    client.meta.events.register("before-send.sagemaker-runtime", before_send)
+    client = botocore_client(service, scenario, max_attempts=max_attempts)
+    client.meta.events.register(f"before-send.{service}", before_send)
     try:
-        outcome: Any = client.invoke_endpoint_async(**in_model_order(scenario.call))
+        outcome: Any = getattr(client, operation)(**call)
     except ClientError as error:
         outcome = error
     finally:
         client.close()
     return requests[0], outcome
+
+
+def _call(scenario: Scenario, response: Response, *, max_attempts: int) -> tuple[Any, Any]:
+    return botocore_call(
+        "sagemaker-runtime",
+        "invoke_endpoint_async",
+        in_model_order(scenario.call),
+        scenario,
+        response,
+        max_attempts=max_attempts,
+    )
 
 
 def _text_or_base64(data: bytes | None) -> dict[str, str]:

@@ -294,45 +294,16 @@ SCENARIOS = [
 ]
 
 
-def _client(scenario: Scenario, *, max_attempts: int) -> Any:
-    from botocore.config import Config
-
-    return base._session().create_client(
-        "sqs",
-        region_name=scenario.region,
-        aws_access_key_id=base.ACCESS_KEY,
-        aws_secret_access_key=base.SECRET_KEY,
-        aws_session_token=scenario.token,
-        config=Config(
-            use_fips_endpoint=scenario.use_fips,
-            use_dualstack_endpoint=scenario.use_dualstack,
-            retries={"mode": "standard", "total_max_attempts": max_attempts},
-        ),
-    )
-
-
 def _call(scenario: Scenario, response: Any, *, max_attempts: int) -> tuple[Any, Any]:
-    from botocore.awsrequest import AWSResponse
-    from botocore.exceptions import ClientError
-
-    requests: list[Any] = []
-
-    def before_send(request: Any, **_: Any) -> Any:
-        requests.append(request)
-        return AWSResponse(
-            request.url, response.status, dict(response.headers), base._Raw(response.body)
-        )
-
-    client = _client(scenario, max_attempts=max_attempts)
-    client.meta.events.register("before-send.sqs", before_send)
-    method = getattr(client, _snake(scenario.operation))
-    try:
-        outcome: Any = method(**scenario.call)
-    except ClientError as error:
-        outcome = error
-    finally:
-        client.close()
-    return requests[0], outcome
+    request, outcome = base.botocore_call(
+        "sqs",
+        _snake(scenario.operation),
+        scenario.call,
+        scenario,
+        response,
+        max_attempts=max_attempts,
+    )
+    return request, outcome
 
 
 def _snake(name: str) -> str:

@@ -11,62 +11,28 @@ must equal the files.
 
 from __future__ import annotations
 
-import base64
-import importlib.util
-import json
-import sys
+import functools
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 import sagemaker_async
+import wire_fixture_files as fixture_files
 from helpers import FIXED_TIME, SleepRecorder, new_router
 from sagemaker_async import AsyncInferenceClient, ServiceError, __version__
 from sagemaker_async._io.runtime import Runtime
 from sagemaker_async._protocol.sqs import BatchResult, SqsMessage
+from wire_fixture_files import BY_DESIGN, ROOT, body_bytes, load_script, scenario_names
 
-ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "sqs"
 
 
-def _load(name: str) -> Any:
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-regen = _load("regen_sqs_fixtures")
-SCENARIO_NAMES = sorted(path.name for path in FIXTURES.iterdir() if path.is_dir())
-BY_DESIGN = {"user-agent", "amz-sdk-invocation-id"}
-
-
-def read(name: str, filename: str) -> Any:
-    return json.loads((FIXTURES / name / filename).read_text(encoding="utf-8"))
-
-
-def body_bytes(body: dict[str, str]) -> bytes:
-    if "base64" in body:
-        return base64.b64decode(body["base64"])
-    return body["text"].encode("utf-8")
-
-
-def canned_response(name: str) -> httpx.Response:
-    response = read(name, "response.json")
-    return httpx.Response(
-        response["status"],
-        headers=[tuple(pair) for pair in response["headers"]],
-        content=body_bytes(response["body"]),
-    )
+regen = load_script("regen_sqs_fixtures")
+SCENARIO_NAMES = scenario_names(FIXTURES)
+read = functools.partial(fixture_files.read, FIXTURES)
+canned_response = functools.partial(fixture_files.canned_response, FIXTURES)
 
 
 async def replay(name: str) -> tuple[list[httpx.Request], Any]:

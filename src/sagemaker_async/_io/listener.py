@@ -517,21 +517,20 @@ class Listener:
         notification costs time, never the result. Cancelling it leaves nothing behind.
         """
         check_wait_arguments(timeout, DEFAULT_POLL_INTERVAL)
-        locations_of(invocation)  # validated before anything else
+        output, failure = locations_of(invocation)  # validated before anything else
         if self._state != "open":
             raise RuntimeError("use the listener inside 'async with client.listen(...)'")
         deadline = None if timeout is None else self._clock() + timeout
         waiter = _Waiter(invocation, asyncio.Event())
         self._register(waiter)
-        # The fallback checks join the client's watched prefixes: with thousands of waits
-        # on one output prefix, one listing per fallback interval checks them all.
         # Jittered, so thousands of waits started together do not check S3 in one burst.
         first_check = self._fallback * (1.0 - _JITTER * self._random())
         next_check = self._clock() + first_check
+        # The fallback checks join the client's watched prefixes: with thousands of waits
+        # on one output prefix, one listing per fallback interval checks them all.
         looks = self._results.looks
         interest: Interest | None = None
         if looks is not None:
-            output, failure = locations_of(invocation)
             interest = looks.register(
                 output, failure, invocation.submitted_at, self._fallback, first_check
             )
