@@ -16,7 +16,10 @@ Against one moto server on 127.0.0.1, in the same run:
 - **download** of that object: ours (``download_result``) vs boto3 ``download_file``.
   Same targets.
 
-Each measurement runs in a fresh process (its peak RSS is its own). ``--quick`` shrinks
+Each measurement runs in a fresh process (its peak RSS is its own). Uploads run in rounds
+(5 by default), each round in another order with the object deleted in between, and the
+median decides: one moto server on a shared machine varies by ±15% run to run, more than
+the clients differ. ``--quick`` shrinks
 everything (1,000 waits over 10 s, 128 MiB) for a smoke run.
 """
 
@@ -48,11 +51,12 @@ class S3Plan:
     size: int
     get_calls: int
     timeout_s: float
+    rounds: int = 1
 
 
 FULL = S3Plan(
     waits=10_000, appear_over_s=60.0, poll_interval=1.0, size=1024 * MIB, get_calls=2000,
-    timeout_s=900.0,
+    timeout_s=900.0, rounds=5,
 )  # fmt: skip
 QUICK = S3Plan(
     waits=1_000, appear_over_s=10.0, poll_interval=1.0, size=128 * MIB, get_calls=300,
@@ -223,11 +227,22 @@ def run_transfers(plan: S3Plan, env: dict[str, str], url: str, workdir: Path) ->
             digest.update(chunk)
     expected = digest.hexdigest()
     rows: dict[str, Any] = {"upload": {}, "download": {}, "size": plan.size}
-    for client in ("sagemaker_async", "boto3", "aiobotocore"):
-        key = f"upload-{client}.bin"
-        out = child(env, plan.timeout_s, "upload", client, url, BUCKET, key, str(source))
-        rows["upload"][client] = out
-        log(f"upload {client}: {out.get('seconds', 0):.2f} s, {out.get('peak_rss_mb', 0):.0f} MB")
+    uploaders = ("sagemaker_async", "boto3", "aiobotocore")
+    runs: dict[str, list[dict[str, Any]]] = {client: [] for client in uploaders}
+    s3 = boto3_s3(url, env)
+    for round_ in range(plan.rounds):
+        # Each round in another order, each client first once in three: the moto server's
+        # speed drifts over a run (page cache, its own memory), and that must not favour one.
+        for client in uploaders[round_ % 3 :] + uploaders[: round_ % 3]:
+            key = f"upload-{client}.bin"
+            out = child(env, plan.timeout_s, "upload", client, url, BUCKET, key, str(source))
+            runs[client].append(out)
+            log(f"upload {client} ({round_ + 1}/{plan.rounds}): {out.get('seconds', 0):.2f} s, "
+                f"{out.get('peak_rss_mb', 0):.0f} MB")  # fmt: skip
+            if round_ < plan.rounds - 1:
+                s3.delete_object(Bucket=BUCKET, Key=key)  # every round starts from one store
+    for client, outs in runs.items():
+        rows["upload"][client] = median_run(outs)
     for client in ("sagemaker_async", "boto3"):
         target = workdir / f"download-{client}.bin"
         out = child(
@@ -238,6 +253,22 @@ def run_transfers(plan: S3Plan, env: dict[str, str], url: str, workdir: Path) ->
         target.unlink(missing_ok=True)
         log(f"download {client}: {out.get('seconds', 0):.2f} s, {out.get('peak_rss_mb', 0):.0f} MB")
     return rows
+
+
+def median_run(outs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One client's uploads: the median seconds, every run's seconds, the highest RSS."""
+    import statistics
+
+    seconds = [out["seconds"] for out in outs if out.get("ok")]
+    return {
+        "ok": bool(outs) and len(seconds) == len(outs),
+        "seconds": statistics.median(seconds) if seconds else None,
+        "runs": [out.get("seconds") for out in outs],
+        "peak_rss_mb": max((out.get("peak_rss_mb") or 0) for out in outs) if outs else None,
+        "cpu_s": statistics.median(out["cpu_s"] for out in outs if "cpu_s" in out)
+        if any("cpu_s" in out for out in outs)
+        else None,
+    }
 
 
 def fmt(value: float | None, decimals: int = 2) -> str:
@@ -296,18 +327,27 @@ def markdown(waits: dict[str, Any], transfers: dict[str, Any], checks: list[dict
         "",
         f"### {size_mib:,.0f} MiB up and down",
         "",
-        "| operation | client | seconds | MiB/s | peak RSS (MB) | ok |",
-        "|---|---|---|---|---|---|",
+        "| operation | client | seconds (median) | every run (s) | MiB/s | client CPU (s) "
+        "| peak RSS (MB) | ok |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind in ("upload", "download"):
         for client, row in transfers.get(kind, {}).items():
             seconds = row.get("seconds")
             rate = size_mib / seconds if seconds else None
             ok = row.get("ok") and row.get("correct", True)
+            runs = ", ".join(fmt(s) for s in row.get("runs", [seconds]))
             lines.append(
-                f"| {kind} | {client} | {fmt(seconds)} | {fmt(rate, 0)} "
-                f"| {fmt(row.get('peak_rss_mb'), 0)} | {'yes' if ok else 'NO'} |"
+                f"| {kind} | {client} | {fmt(seconds)} | {runs} | {fmt(rate, 0)} "
+                f"| {fmt(row.get('cpu_s'))} | {fmt(row.get('peak_rss_mb'), 0)} "
+                f"| {'yes' if ok else 'NO'} |"
             )
+    rounds = len(next(iter(transfers.get("upload", {}).values()), {}).get("runs", []))
+    lines += [
+        "",
+        f"Uploads: {rounds} rounds, each in another order (each client first in turn), the "
+        "object deleted between rounds; the median decides. Downloads: one run each.",
+    ]
     lines += ["", "| target | status | measured |", "|---|---|---|"]
     lines += [f"| {c['target']} | {c['status']} | {c['detail']} |" for c in checks]
     return "\n".join(lines) + "\n"
@@ -374,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--waits", type=int, help="override the number of waits")
     parser.add_argument("--size-mib", type=int, help="override the transfer size")
     parser.add_argument("--appear-over", type=float, help="override the seconds of appearances")
+    parser.add_argument("--rounds", type=int, help="override the rounds of uploads")
     parser.add_argument("--only", choices=("waits", "transfers"))
     parser.add_argument("--out", type=Path, help="write s3.md and s3.json here")
     args = parser.parse_args(argv)
@@ -384,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         plan.size = args.size_mib * MIB
     if args.appear_over:
         plan.appear_over_s = args.appear_over
+    if args.rounds:
+        plan.rounds = args.rounds
     from bench.run import child_env
 
     parts = (args.only,) if args.only else ("waits", "transfers")
