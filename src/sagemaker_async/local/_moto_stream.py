@@ -1,5 +1,5 @@
-"""The one place the local endpoint reaches into moto's internals: uploads streamed into a
-key's storage, never held whole in memory.
+"""Uploads streamed into a key's storage, never held whole in memory: one of the three places
+the local endpoint reaches into moto's internals (with ``_notify`` and ``_fast_head``).
 
 moto's S3 takes a request body as ``bytes`` at every step — werkzeug's ``request.data``,
 then ``FakeKey(value=...)`` — although a key keeps its value in a

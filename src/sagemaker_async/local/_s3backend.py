@@ -29,7 +29,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import httpx
 
-from . import _moto_stream
+from . import _fast_head, _moto_stream
 from ._http import Request, Response
 from ._responses import s3_error
 
@@ -206,6 +206,7 @@ class MotoBackend:
         )
         self._app: Any = None
         self._stream_uploads = False
+        self.missing_key_heads: _fast_head.MissingKeyHeads | None = None
         # moto's dispatcher picks an application per request under one lock, matching the
         # URL patterns of every moto service; the S3 and SQS requests we route are
         # recognised here and sent to the application it picked for the first of each kind.
@@ -225,6 +226,11 @@ class MotoBackend:
                 "install the moto version sagemaker-async supports to stream them",
                 exc,
             )
+        try:
+            seam = await loop.run_in_executor(self._executor, _fast_head.check_seam)
+            self.missing_key_heads = _fast_head.MissingKeyHeads(seam)
+        except _fast_head.SeamMissing as exc:
+            logger.warning("local endpoint: every HEAD goes through moto's web stack (%s)", exc)
 
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
@@ -287,6 +293,10 @@ class MotoBackend:
         )
 
     async def handle(self, request: Request) -> Response:
+        if request.method == "HEAD" and self.missing_key_heads is not None:
+            answer = self.missing_key_heads.answer(request)
+            if answer is not None:
+                return answer  # a key not there yet: moto's 404, without a thread or Flask
         loop = asyncio.get_running_loop()
         executor = self._sqs_executor if _kind_of(request) == "sqs" else self._executor
         return await loop.run_in_executor(executor, self._call, request)
