@@ -4,7 +4,9 @@ Oracle: moto. Every request here is answered twice by the same backend, once wit
 missing-key answer on and once with every HEAD sent to moto, and the two answers must agree
 (status, headers but moto's random request id, body). The cases the fast answer must leave
 to moto are among them, and which of the two answered is checked too: a fast answer where
-moto's would differ is the failure this guards against.
+moto's would differ is the failure this guards against. A hypothesis test changes the parts
+of a fast-answered HEAD at random (method, bucket, key and its encoding, query, host,
+signing region and key, a pinned account) and compares every fast answer with moto's.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import asyncio
 import logging
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import httpx
 import pytest
 from botocore.config import Config
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from botocore_oracle import boto3_s3, botocore_request
 from sagemaker_async.local import LocalEndpoint, _fast_head
@@ -217,3 +222,86 @@ async def test_a_forged_head_is_refused_before_any_answer() -> None:
             httpx.head, f"{local.s3_endpoint_url}/{local.bucket}/output/pending.out"
         )
         assert anonymous.status_code == 403
+
+
+# -- fuzzed against the oracle ------------------------------------------------------------
+
+_FUZZ_KEYS = ("there.out", "gone.out", "pending.out", "a/b.out")
+
+
+@pytest.fixture(scope="module")
+def fuzz_backend() -> Any:
+    """One started backend for every example (moto's calls are synchronous underneath)."""
+    moto = MotoBackend()
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(moto.start())
+    buckets = loop.run_until_complete(setup_buckets(moto))
+    try:
+        yield moto, buckets
+    finally:
+        loop.run_until_complete(moto.aclose())
+        loop.close()
+
+
+def _fuzz_request(data: st.DataObject, buckets: tuple[str, str]) -> Request:
+    """A HEAD of a missing key the fast answer takes, with none, one or a few of its parts
+    changed at random (so about half are the fast answer's, the rest moto's alone)."""
+    plain, versioned = buckets
+    plain_key = st.text(alphabet="abAZ09-._~/", min_size=1, max_size=12)
+    odd_key = st.text(alphabet="abAZ09-._~/%+ é", min_size=1, max_size=12)
+    alternatives: dict[str, st.SearchStrategy[Any]] = {
+        "method": st.sampled_from(["GET", "PUT", "head"]),
+        "bucket": st.sampled_from([versioned, "fast-no-such-bucket", plain.upper(), "a"]),
+        "key": st.one_of(st.sampled_from(_FUZZ_KEYS), odd_key),
+        "encoding": st.sampled_from(["quoted", "quoted-all"]),
+        "query": st.sampled_from(["?versionId=v1", "?partNumber=1", "?x", "?", "?uploads"]),
+        "host": st.sampled_from(
+            [b"localhost", b"[::1]:4566", b"s3.amazonaws.com", b"example.test", b"127.0.0.1."]
+        ),
+        "region": st.sampled_from(["eu-west-1", "cn-north-1", "us-gov-west-1", "nowhere"]),
+        "access_key": st.sampled_from(["AKIAEXAMPLE", "ASIAUNKNOWN", ""]),
+        "account": st.sampled_from([b"123456789012", b"111122223333"]),
+        "authorization": st.just(None),
+    }
+    chosen = data.draw(
+        st.lists(st.sampled_from(sorted(alternatives)), max_size=3, unique=True)
+        | st.just([])  # as often as not, nothing changed
+    )
+    parts: dict[str, Any] = {
+        "method": "HEAD", "bucket": plain, "key": data.draw(plain_key), "encoding": "raw",
+        "query": "", "host": b"127.0.0.1:4566", "region": "us-east-1", "access_key": "AKID",
+        "account": None, "authorization": "signed",
+    }  # fmt: skip
+    for name in chosen:
+        parts[name] = data.draw(alternatives[name], label=name)
+    key = parts["key"]
+    encoded = {"raw": key, "quoted": quote(key, safe="/"), "quoted-all": quote(key, safe="")}
+    target = f"/{parts['bucket']}/{encoded[parts['encoding']]}{parts['query']}"
+    headers = [(b"host", parts["host"])]
+    if parts["authorization"] is not None:
+        credential = f"{parts['access_key']}/20261126/{parts['region']}/s3/aws4_request"
+        headers.append(
+            (
+                b"authorization",
+                f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host, "
+                "Signature=00".encode(),
+            )
+        )
+    if parts["account"] is not None:
+        headers.append((b"x-moto-account-id", parts["account"]))
+    return Request(parts["method"], target.encode(), tuple(headers), b"")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_fast_answer_is_moto_s_answer(fuzz_backend: Any, data: st.DataObject) -> None:
+    moto, buckets = fuzz_backend
+    request = _fuzz_request(data, buckets)
+    heads = moto.missing_key_heads
+    assert heads is not None
+    fast = heads.answer(request)
+    event("answered fast" if fast is not None else "left to moto")
+    if fast is None:
+        return  # moto's to answer: nothing of ours to compare
+    assert request.method == "HEAD"
+    assert comparable(fast) == comparable(moto._call(request)), request
