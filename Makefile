@@ -53,8 +53,9 @@ test-py310:
 	$(PY310_VENV)/bin/python -m pip install -q -e . --group test
 	$(PY310_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
-# ruff (lint and format), mypy (src strictly, tests with relaxed overrides: pyproject) and the
-# import contract of the layers (scripts/check_layers.py). `make format` fixes the format.
+# ruff (lint and format), mypy (src, bench and scripts strictly, tests with relaxed
+# overrides: pyproject) and the import contract of the layers (scripts/check_layers.py).
+# `make format` fixes the format.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts

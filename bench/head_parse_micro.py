@@ -11,6 +11,7 @@ before/after ratio measured in the same run.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import statistics
 import sys
@@ -88,7 +89,7 @@ def main() -> None:
         times: dict[str, list[float]] = {key: [] for key in parsers}
         for _ in range(args.rounds):
             for key, parse in parsers.items():
-                seconds = timeit.timeit(lambda p=parse, h=head: p(h), number=args.number)
+                seconds = timeit.timeit(functools.partial(parse, head), number=args.number)
                 times[key].append(seconds / args.number * 1e6)
         medians = {key: statistics.median(values) for key, values in times.items()}
         line = ", ".join(f"{key} {value:.2f} µs" for key, value in medians.items())

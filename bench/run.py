@@ -44,10 +44,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.child_env import child_env
+
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 DEFAULT_OUT = BENCH_DIR / "results"
-PYCACHE = BENCH_DIR / ".venv" / "pycache"
 
 # Run order (A B C D); display order is the same, the limit last.
 CLIENTS = ("sagemaker_async", "baseline", "aiobotocore", "boto3", "raw")
@@ -72,16 +73,6 @@ LIBRARIES = (
     "boto3",
     "matplotlib",
 )
-
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "AKIDEXAMPLEBENCH0000",
-    "AWS_SECRET_ACCESS_KEY": "benchSecretKeyExampleExampleExample00000",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": "/dev/null",
-    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 
 @dataclass
@@ -129,23 +120,6 @@ QUICK = Plan(
 
 def monotonic() -> float:
     return time.clock_gettime(time.CLOCK_MONOTONIC)
-
-
-def child_env() -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AWS_") and k.lower() not in PROXY_VARIABLES
-    }
-    env.update(FAKE_CREDENTIALS)
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    # Imports are timed as on a normal install, with bytecode cached: this sandbox sets
-    # PYTHONDONTWRITEBYTECODE, which would leave an editable install (and anything pip did
-    # not compile) recompiling its sources on every start. The cache goes to a tree of
-    # our own inside the (git-ignored) bench venv instead of __pycache__ folders in src/.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    return env
 
 
 class Server:

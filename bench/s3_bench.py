@@ -342,7 +342,8 @@ def markdown(waits: dict[str, Any], transfers: dict[str, Any], checks: list[dict
                 f"| {fmt(row.get('cpu_s'))} | {fmt(row.get('peak_rss_mb'), 0)} "
                 f"| {'yes' if ok else 'NO'} |"
             )
-    rounds = len(next(iter(transfers.get("upload", {}).values()), {}).get("runs", []))
+    uploads: dict[str, dict[str, Any]] = transfers.get("upload", {})
+    rounds = max((len(row.get("runs", [])) for row in uploads.values()), default=0)
     lines += [
         "",
         f"Uploads: {rounds} rounds, each in another order (each client first in turn), the "
@@ -427,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         plan.appear_over_s = args.appear_over
     if args.rounds:
         plan.rounds = args.rounds
-    from bench.run import child_env
+    from bench.child_env import child_env
 
     parts = (args.only,) if args.only else ("waits", "transfers")
     result = run(args.quick, child_env(), parts)

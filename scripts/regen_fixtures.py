@@ -372,9 +372,9 @@ def botocore_call(
 
     def before_send(request: Any, **_: Any) -> AWSResponse:
         requests.append(request)
-        return AWSResponse(
-            request.url, response.status, dict(response.headers), _Raw(response.body)
-        )
+        # A plain dict, as the fixtures were made with: botocore reads headers as a mapping.
+        headers: Any = dict(response.headers)
+        return AWSResponse(request.url, response.status, headers, _Raw(response.body))
 
     client = botocore_client(service, scenario, max_attempts=max_attempts)
     client.meta.events.register(f"before-send.{service}", before_send)
