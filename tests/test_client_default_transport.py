@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from sagemaker_async import AsyncInferenceClient, ParamValidationError, TransportError
 from sagemaker_async._io.http11 import LeanTransport
+from test_client_wire import run_threaded_server
 from test_transport import certificate
 
 __all__ = ["certificate"]  # the fixture, imported so pytest finds it here
@@ -129,3 +131,74 @@ def test_an_unreadable_aws_ca_bundle_is_a_clear_error(
     client = _client("https://127.0.0.1:1")
     with pytest.raises(ParamValidationError, match="AWS_CA_BUNDLE"):
         client._sender.default_transport(httpx.URL("https://127.0.0.1:1/"))
+
+
+def test_a_proxied_client_works_across_successive_event_loops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """httpx's client is bound to one loop: each loop gets its own, closed as that loop
+    shuts down (a socket left to the garbage collector would warn, an error here). Before,
+    the second ``asyncio.run``'s first request failed with "Event loop is closed"."""
+    servers = run_threaded_server(None)
+    port = next(servers)
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        client = _client("http://runtime.example.test")
+        seen: list[httpx.AsyncClient] = []
+
+        async def invoke() -> str:
+            invocation = await client.invoke_endpoint_async("ep", "s3://b/k")
+            proxy_client = client._sender.owned_pools[1]
+            assert proxy_client is not None
+            assert not proxy_client.is_closed
+            seen.append(proxy_client)
+            return invocation.inference_id
+
+        assert [asyncio.run(invoke()) for _ in range(3)] == ["i1"] * 3
+        assert len({id(c) for c in seen}) == 3  # one per loop
+        assert all(c.is_closed for c in seen)  # each closed as its loop ended
+        asyncio.run(client.aclose())
+        gc.collect()
+    finally:
+        next(servers, None)
+
+
+async def test_closing_the_client_closes_its_proxied_client(
+    recorder: _Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{recorder.port}")
+    client = _client("http://runtime.example.test")
+    await client.invoke_endpoint_async("ep", "s3://b/k")
+    proxy_client = client._sender.owned_pools[1]
+    assert proxy_client is not None
+    await client.aclose()
+    assert proxy_client.is_closed
+    assert client._sender.owned_pools == (None, None)
+
+
+# The hand-closed loop's sockets are left to the collector (with a ResourceWarning): the
+# test collects them itself, so no later test sees them.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_loop_closed_without_finalising_still_lets_the_next_loop_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A loop closed by hand (no ``shutdown_asyncgens``) cannot close httpx's connections;
+    the next loop still gets a client of its own and its request goes through."""
+    servers = run_threaded_server(None)
+    port = next(servers)
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        client = _client("http://runtime.example.test")
+        loop = asyncio.new_event_loop()
+        first = loop.run_until_complete(client.invoke_endpoint_async("ep", "s3://b/k"))
+        old = client._sender.owned_pools[1]
+        loop.close()
+        second = asyncio.run(client.invoke_endpoint_async("ep", "s3://b/k"))
+        assert first.inference_id == second.inference_id == "i1"
+        assert client._sender.owned_pools[1] is not old
+        asyncio.run(client.aclose())
+        del client, loop, old
+        gc.collect()
+    finally:
+        next(servers, None)

@@ -3,15 +3,24 @@
 We do not speak to proxies; :func:`proxy_configured` says when httpx would use one, and
 :class:`OwnedSenders` (the transports a client builds for itself) hands those origins to an
 ``httpx.AsyncClient`` that honours the environment. Both trust ``AWS_CA_BUNDLE`` when set.
+
+Like our pool, httpx's client is good for one event loop only: its connections live on the
+loop that opened them, and used from a later loop (a second ``asyncio.run``) its first
+request failed with "Event loop is closed". So each loop gets a client of its own, closed
+as that loop shuts down: an async generator started on the loop holds it, and asyncio
+finalises a loop's async generators before ``asyncio.run`` closes it. After the loop has
+closed, the client's connections could only be closed through httpcore's internals.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import os
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 import httpx
 
@@ -35,6 +44,8 @@ class OwnedSenders:
         self._proxied: dict[tuple[str, bytes], bool] = {}
         self.lean: LeanTransport | None = None
         self.proxy_client: httpx.AsyncClient | None = None
+        self._proxy_loop: asyncio.AbstractEventLoop | None = None
+        self._proxy_closer: AsyncGenerator[None, None] | None = None
 
     def for_url(self, url: httpx.URL) -> LeanTransport | httpx.AsyncClient:
         origin = (url.scheme, url.netloc)
@@ -42,16 +53,10 @@ class OwnedSenders:
         if proxied is None:
             proxied = self._proxied[origin] = proxy_configured(url, os.environ)
         if proxied:
-            if self.proxy_client is None:
-                self.proxy_client = httpx.AsyncClient(
-                    trust_env=True,
-                    timeout=self._timeout,
-                    limits=httpx.Limits(
-                        max_connections=_MAX_CONNECTIONS,
-                        max_keepalive_connections=_MAX_CONNECTIONS,
-                    ),
-                    verify=ca_bundle_context(self._ca_bundle) or True,
-                )
+            loop = asyncio.get_running_loop()
+            if self.proxy_client is None or self._proxy_loop is not loop:
+                self._open_proxy_client(loop)
+            assert self.proxy_client is not None
             return self.proxy_client
         if self.lean is None:
             timeout = self._timeout
@@ -66,13 +71,59 @@ class OwnedSenders:
             )
         return self.lean
 
+    def _open_proxy_client(self, loop: asyncio.AbstractEventLoop) -> None:
+        """httpx's client for this loop; a previous loop's was closed as that loop ended."""
+        self._let_go_of_proxy_client()
+        client = httpx.AsyncClient(
+            trust_env=True,
+            timeout=self._timeout,
+            limits=httpx.Limits(
+                max_connections=_MAX_CONNECTIONS,
+                max_keepalive_connections=_MAX_CONNECTIONS,
+            ),
+            verify=ca_bundle_context(self._ca_bundle) or True,
+        )
+        self.proxy_client, self._proxy_loop = client, loop
+        self._proxy_closer = _closed_with_the_loop(client)
+
+    def _let_go_of_proxy_client(self) -> None:
+        """Forget the client of an earlier loop. Under ``asyncio.run`` its closer already
+        ran; a loop closed without finalising its generators leaves it to the collector."""
+        closer, self._proxy_closer = self._proxy_closer, None
+        self.proxy_client = self._proxy_loop = None
+        if closer is not None and getattr(closer, "ag_frame", None) is not None:
+            # Not finalised by its loop: finish it here, so the collector does not ask that
+            # (closed) loop to, and let its connections go with the client.
+            with contextlib.suppress(BaseException):
+                closer.aclose().send(None)
+
     async def aclose(self) -> None:
         lean, self.lean = self.lean, None
-        proxy_client, self.proxy_client = self.proxy_client, None
+        closer, loop = self._proxy_closer, self._proxy_loop
+        self._proxy_closer, self.proxy_client, self._proxy_loop = None, None, None
         if lean is not None:
             await lean.aclose()
-        if proxy_client is not None:
-            await proxy_client.aclose()
+        if closer is not None and loop is asyncio.get_running_loop():
+            await closer.aclose()  # closes the client
+
+
+async def _closes(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """Holds ``client`` until the generator is closed, then closes it on its own loop."""
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+def _closed_with_the_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """A started ``_closes(client)``: its first step registers it with the running loop,
+    whose ``shutdown_asyncgens`` (run by ``asyncio.run`` before it closes the loop) then
+    closes it. The first step only reaches the ``yield``, so it is taken here, in place."""
+    closer = _closes(client)
+    step = closer.__anext__()
+    with contextlib.suppress(StopIteration):
+        step.send(None)
+    return closer
 
 
 def ca_bundle_context(ca_bundle: str | None) -> ssl.SSLContext | None:
