@@ -6,7 +6,8 @@ missing-key answer on and once with every HEAD sent to moto, and the two answers
 to moto are among them, and which of the two answered is checked too: a fast answer where
 moto's would differ is the failure this guards against. A hypothesis test changes the parts
 of a fast-answered HEAD at random (method, bucket, key and its encoding, query, host,
-signing region and key, a pinned account) and compares every fast answer with moto's.
+signing region and key, a pinned account, one more header) and compares every fast answer
+with moto's.
 """
 
 from __future__ import annotations
@@ -79,11 +80,19 @@ async def backend() -> Any:
 
 
 async def setup_buckets(backend: MotoBackend) -> tuple[str, str]:
-    """A plain bucket with one key, and a versioned one whose key is deleted (a marker)."""
+    """A plain bucket with one key (and CORS rules, which moto answers an ``Origin`` with),
+    and a versioned one whose key is deleted (a marker)."""
     plain, versioned = f"fast-{uuid.uuid4().hex[:12]}", f"fast-v-{uuid.uuid4().hex[:12]}"
     for request in (
         signed("create_bucket", Bucket=plain),
         signed("put_object", Bucket=plain, Key="there.out", Body=b"x"),
+        signed(
+            "put_bucket_cors",
+            Bucket=plain,
+            CORSConfiguration={
+                "CORSRules": [{"AllowedOrigins": ["http://a.example"], "AllowedMethods": ["HEAD"]}]
+            },
+        ),
         signed("create_bucket", Bucket=versioned),
         signed(
             "put_bucket_versioning",
@@ -130,6 +139,7 @@ async def test_anything_else_is_left_to_moto(backend: MotoBackend) -> None:
             "head_object", region="cn-north-1", Bucket=plain, Key="pending.out"
         ),
         "an account pinned": with_header(missing, b"x-moto-account-id", b"111122223333"),
+        "an Origin (moto's CORS answers it)": with_header(missing, b"origin", b"http://a.example"),
         "a virtual host": Request(
             "HEAD", b"/pending.out", ((b"host", f"{plain}.s3.amazonaws.com".encode()),), b""
         ),
@@ -262,6 +272,18 @@ def _fuzz_request(data: st.DataObject, buckets: tuple[str, str]) -> Request:
         "access_key": st.sampled_from(["AKIAEXAMPLE", "ASIAUNKNOWN", ""]),
         "account": st.sampled_from([b"123456789012", b"111122223333"]),
         "authorization": st.just(None),
+        "extra": st.sampled_from(
+            [
+                (b"origin", b"http://a.example"),
+                (b"origin", b"http://b.example"),
+                (b"x-amz-expected-bucket-owner", b"111122223333"),
+                (b"x-amz-request-payer", b"requester"),
+                (b"if-none-match", b'"x"'),
+                (b"range", b"bytes=0-1"),
+                (b"x-amz-checksum-mode", b"ENABLED"),
+                (b"user-agent", b"fuzz"),
+            ]
+        ),
     }
     chosen = data.draw(
         st.lists(st.sampled_from(sorted(alternatives)), max_size=3, unique=True)
@@ -270,7 +292,7 @@ def _fuzz_request(data: st.DataObject, buckets: tuple[str, str]) -> Request:
     parts: dict[str, Any] = {
         "method": "HEAD", "bucket": plain, "key": data.draw(plain_key), "encoding": "raw",
         "query": "", "host": b"127.0.0.1:4566", "region": "us-east-1", "access_key": "AKID",
-        "account": None, "authorization": "signed",
+        "account": None, "authorization": "signed", "extra": None,
     }  # fmt: skip
     for name in chosen:
         parts[name] = data.draw(alternatives[name], label=name)
@@ -289,6 +311,8 @@ def _fuzz_request(data: st.DataObject, buckets: tuple[str, str]) -> Request:
         )
     if parts["account"] is not None:
         headers.append((b"x-moto-account-id", parts["account"]))
+    if parts["extra"] is not None:
+        headers.append(parts["extra"])
     return Request(parts["method"], target.encode(), tuple(headers), b"")
 
 
@@ -305,3 +329,18 @@ def test_every_fast_answer_is_moto_s_answer(fuzz_backend: Any, data: st.DataObje
         return  # moto's to answer: nothing of ours to compare
     assert request.method == "HEAD"
     assert comparable(fast) == comparable(moto._call(request)), request
+
+
+async def test_our_client_s_polls_are_answered_fast() -> None:
+    """What the fast answer is for: a pending result's two HEADs, as our client sends them."""
+    from sagemaker_async import AsyncInvocation
+    from test_local_support import client_for
+
+    async with LocalEndpoint({"e": bytes.upper}) as local, client_for(local) as client:
+        heads = local._backend.missing_key_heads  # type: ignore[union-attr]
+        assert heads is not None
+        pending = AsyncInvocation(
+            "x", f"s3://{local.bucket}/output/x.out", f"s3://{local.bucket}/failure/x-error.out"
+        )
+        assert await client.poll_result(pending) is None
+        assert heads.answered == 2
