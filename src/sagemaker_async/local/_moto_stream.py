@@ -1,5 +1,6 @@
-"""Uploads streamed into a key's storage, never held whole in memory: one of the three places
-the local endpoint reaches into moto's internals (with ``_notify`` and ``_fast_head``).
+"""Uploads streamed into a key's storage, never held whole in memory: one of the places the
+local endpoint reaches into moto's internals (with ``_moto_complete``, ``_notify`` and
+``_fast_head``).
 
 moto's S3 takes a request body as ``bytes`` at every step — werkzeug's ``request.data``,
 then ``FakeKey(value=...)`` — although a key keeps its value in a
@@ -19,6 +20,10 @@ The source is taken at most once, by the first empty value set on that thread wh
 pending, and ``streamed_into_moto`` reports whether it was: a request that moto answered
 200 without taking it must be treated as an error, never as a stored empty object.
 ``check_seam`` fails loudly if a moto release moves these internals (a test calls it).
+
+A pending value can also be a ready buffer (``adopt_next_empty_value``): the key takes it as
+its own storage, with no copy and its ETag left as moto set it. ``_moto_complete`` assembles
+a multipart upload's object that way.
 """
 
 from __future__ import annotations
@@ -29,7 +34,14 @@ import threading
 from collections.abc import Iterator
 from typing import IO, Any
 
-__all__ = ["SeamMissing", "check_seam", "install", "streamed_into_moto"]
+__all__ = [
+    "SeamMissing",
+    "adopt_next_empty_value",
+    "check_seam",
+    "clear_pending",
+    "install",
+    "streamed_into_moto",
+]
 
 _COPY_SIZE = 1024 * 1024
 _ABC_MD5 = "900150983cd24fb0d6963f7d28e17f72"
@@ -43,11 +55,12 @@ class SeamMissing(RuntimeError):
 
 
 class _Pending:
-    __slots__ = ("size", "source", "taken")
+    __slots__ = ("buffer", "size", "source", "taken")
 
-    def __init__(self, source: IO[bytes], size: int) -> None:
+    def __init__(self, source: IO[bytes] | None, size: int, buffer: Any = None) -> None:
         self.source = source
         self.size = size
+        self.buffer = buffer  # a ready SpooledTemporaryFile the key adopts as its storage
         self.taken = False
 
 
@@ -89,10 +102,18 @@ def install() -> None:
                 setter(key, new_value)
                 return
             pending.taken = True
+            if pending.buffer is not None:
+                # A ready buffer becomes the key's storage; moto set the ETag already.
+                previous, key._value_buffer = key._value_buffer, pending.buffer
+                pending.buffer = None
+                previous.close()
+                key.contentsize = pending.size
+                return
             buffer = key._value_buffer
             buffer.seek(0)
             buffer.truncate()
             source = pending.source
+            assert source is not None
             source.seek(0)
             copied = 0
             md5 = hashlib.md5(usedforsecurity=False)
@@ -121,3 +142,21 @@ def streamed_into_moto(source: IO[bytes], size: int) -> Iterator[_Pending]:
         yield pending
     finally:
         _local.pending = None
+
+
+def adopt_next_empty_value(buffer: Any, size: int) -> _Pending:
+    """The next empty key value set on this thread is ``buffer`` (``size`` bytes), adopted
+    as the key's own storage. The caller clears it (``clear_pending``) after the request."""
+    install()
+    pending = _Pending(None, size, buffer=buffer)
+    _local.pending = pending
+    return pending
+
+
+def clear_pending() -> None:
+    """Nothing pending on this thread any more; a buffer nobody adopted is closed."""
+    pending: _Pending | None = getattr(_local, "pending", None)
+    _local.pending = None
+    if pending is not None and pending.buffer is not None:
+        pending.buffer.close()
+        pending.buffer = None

@@ -29,7 +29,7 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import httpx
 
-from . import _fast_head, _moto_stream
+from . import _fast_head, _moto_complete, _moto_stream
 from ._http import Request, Response
 from ._responses import s3_error
 
@@ -122,6 +122,17 @@ def _is_large_upload(request: Request) -> bool:
     return True
 
 
+def _is_completion(request: Request) -> bool:
+    """A CompleteMultipartUpload: ``POST /bucket/key?uploadId=...``."""
+    if request.method != "POST":
+        return False
+    raw_path, _, query = request.target.partition(b"?")
+    bucket, _, key = raw_path.lstrip(b"/").partition(b"/")
+    return bool(bucket and key) and any(
+        item.partition(b"=")[0] == b"uploadId" for item in query.split(b"&")
+    )
+
+
 def _environ(request: Request, server_port: int, *, body: bool = True) -> dict[str, Any]:
     """The environ werkzeug's development server would build for this request (with an
     empty body if not ``body``)."""
@@ -206,6 +217,7 @@ class MotoBackend:
         )
         self._app: Any = None
         self._stream_uploads = False
+        self._stream_completions = False
         self.missing_key_heads: _fast_head.MissingKeyHeads | None = None
         # moto's dispatcher picks an application per request under one lock, matching the
         # URL patterns of every moto service; the S3 and SQS requests we route are
@@ -226,6 +238,11 @@ class MotoBackend:
                 "install the moto version sagemaker-async supports to stream them",
                 exc,
             )
+        try:
+            await loop.run_in_executor(self._executor, _moto_complete.install)
+            self._stream_completions = True
+        except _moto_complete.SeamMissing as exc:
+            logger.warning("local endpoint: moto assembles multipart uploads in memory (%s)", exc)
         try:
             seam = await loop.run_in_executor(self._executor, _fast_head.check_seam)
             self.missing_key_heads = _fast_head.MissingKeyHeads(seam)
@@ -255,6 +272,13 @@ class MotoBackend:
             if response.status == 200 and not pending.taken:
                 # moto answered without storing the body we hold: never an empty object.
                 logger.error("local endpoint: moto did not take the body of %s", request.path)
+                return s3_error(500, "InternalError", "The local S3 could not store the upload.")
+            return response
+        if self._stream_completions and _is_completion(request):
+            with _moto_complete.completion_streamed() as completion:
+                response = self._call_moto(request, _environ(request, self.server_port))
+            if response.status == 200 and completion.assembled_but_not_stored:
+                logger.error("local endpoint: moto did not store the upload of %s", request.path)
                 return s3_error(500, "InternalError", "The local S3 could not store the upload.")
             return response
         return self._call_moto(request, _environ(request, self.server_port))
