@@ -220,7 +220,10 @@ async def test_a_200_mib_multipart_upload_costs_the_server_little_memory(tmp_pat
         baseline = _peak_rss(process.pid)
         await asyncio.to_thread(s3.upload_file, str(source), "big", "large", Config=config)
         growth = _peak_rss(process.pid) - baseline
-        assert growth < 64 * MIB, f"the server's peak RSS grew {growth / MIB:.0f} MiB"
+        # Parts in flight cost memory by the part (ten of 8 MiB here: 40-75 MiB measured,
+        # more under coverage); the object must cost none: moto's in-memory assembly
+        # grew it 454 MiB, over twice the object.
+        assert growth < 128 * MIB, f"the server's peak RSS grew {growth / MIB:.0f} MiB"
         assert await asyncio.to_thread(_stored_sha256, s3, "big", "large") == expected
     finally:
         process.terminate()
