@@ -222,3 +222,33 @@ async def test_hung_in_process_handlers_hold_no_shared_capacity() -> None:
                 assert (kind, body[:21]) == ("failure", b"Inference timed out: ")
     finally:
         release.set()  # the abandoned threads end; their results are dropped
+
+
+async def test_killing_a_worker_never_reaps_it_behind_asyncio_s_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Process.kill()`` polls first (``Popen.send_signal``), and that ``waitpid`` could
+    reap a worker that had just exited before asyncio's child watcher did, which then
+    logged "Unknown child process pid ..." under a ``local serve`` error (Python 3.10)."""
+    import subprocess
+    import sys
+
+    from sagemaker_async.local._workers import _Worker
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import time; time.sleep(60)",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    polled: list[int] = []
+    poll = subprocess.Popen.poll
+
+    def recorded(self: subprocess.Popen[bytes]) -> int | None:
+        polled.append(self.pid)
+        return poll(self)
+
+    monkeypatch.setattr(subprocess.Popen, "poll", recorded)
+    worker = _Worker(process)
+    await worker.close()
+    assert process.returncode == -9
+    assert polled == []  # no waitpid of ours: only asyncio's watcher reaps
+    worker.kill()  # after the exit asyncio saw: nothing sent

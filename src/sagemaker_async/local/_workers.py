@@ -89,8 +89,22 @@ class _Worker:
             return None
 
     def kill(self) -> None:
+        """SIGKILL, unless asyncio has already seen the process exit.
+
+        Not ``Process.kill()``: ``Popen.send_signal`` first polls, and that ``waitpid`` can
+        reap a worker that just exited on its own (one that could not load its handler)
+        before asyncio's child watcher does, which then logs "Unknown child process pid
+        …, will report returncode 255" (seen on Python 3.10, on the one-line error of a
+        ``local serve`` whose handler cannot load). A signal to a zombie does nothing.
+        """
+        if self.process.returncode is not None:
+            return
+        sigkill = getattr(signal, "SIGKILL", None)  # POSIX; Windows terminates instead
         with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
+            if sigkill is None:
+                self.process.kill()
+            else:
+                os.kill(self.process.pid, sigkill)
 
     async def close(self) -> None:
         self.kill()
