@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import os
 import subprocess
 import sys
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,26 @@ def _peak_rss(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
+@contextlib.asynccontextmanager
+async def serving_in_a_process(cwd: Path) -> AsyncIterator[tuple[int, Any]]:
+    """``local serve`` in its own process (its peak RSS is its own): its pid, and a boto3
+    S3 client for it with a bucket ``big``."""
+    process = await asyncio.create_subprocess_exec(
+        *CLI, "local", "serve", "--endpoint", "e=sagemaker_async.local.demo_models:echo_upper",
+        "--isolation", "in-process",
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        first = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().strip()
+        s3 = _s3(first.split("=", 1)[1])
+        await asyncio.to_thread(s3.create_bucket, Bucket="big")
+        yield process.pid, s3
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 10)
+
+
 def _stored_sha256(s3: Any, bucket: str, key: str) -> str:
     digest = hashlib.sha256()
     for chunk in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(MIB):
@@ -78,34 +100,21 @@ async def test_a_200_mib_put_costs_the_server_little_memory(tmp_path: Path) -> N
     size = 200 * MIB
     source = tmp_path / "big.bin"
     expected = await asyncio.to_thread(_write_body, source, size)
-    process = await asyncio.create_subprocess_exec(
-        *CLI, "local", "serve", "--endpoint", "e=sagemaker_async.local.demo_models:echo_upper",
-        "--isolation", "in-process",
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        first = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().strip()
-        url = first.split("=", 1)[1]
-        s3 = _s3(url)
-        await asyncio.to_thread(s3.create_bucket, Bucket="big")
+    async with serving_in_a_process(tmp_path) as (pid, s3):
         # Warm every path first (moto's import, a spooled upload): the baseline is the peak
         # of everything but the big body.
         warm = os.urandom(3 * MIB)
         await asyncio.to_thread(s3.put_object, Bucket="big", Key="warm", Body=warm)
-        baseline = _peak_rss(process.pid)
+        baseline = _peak_rss(pid)
 
         def put() -> None:
             with source.open("rb") as body:
                 s3.put_object(Bucket="big", Key="large", Body=body)
 
         await asyncio.to_thread(put)
-        growth = _peak_rss(process.pid) - baseline
+        growth = _peak_rss(pid) - baseline
         assert growth < 32 * MIB, f"the server's peak RSS grew {growth / MIB:.0f} MiB"
         assert await asyncio.to_thread(_stored_sha256, s3, "big", "large") == expected
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 10)
 
 
 def test_the_moto_seam_is_where_streaming_expects_it() -> None:

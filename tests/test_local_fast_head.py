@@ -30,7 +30,7 @@ from sagemaker_async.local import LocalEndpoint, _fast_head
 from sagemaker_async.local._http import Request, Response
 from sagemaker_async.local._s3backend import MotoBackend
 from test_local_moto_routing import HOST, as_request
-from test_local_support import warm_moto  # noqa: F401  (a fixture)
+from test_local_support import backend_fixture, warm_moto  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("warm_moto")
 
@@ -67,16 +67,6 @@ async def answers(backend: MotoBackend, request: Request) -> tuple[Response, Res
     finally:
         backend.missing_key_heads = heads
     return fast, moto, answered_fast
-
-
-@pytest.fixture
-async def backend() -> Any:
-    moto = MotoBackend()
-    await moto.start()
-    try:
-        yield moto
-    finally:
-        await moto.aclose()
 
 
 async def setup_buckets(backend: MotoBackend) -> tuple[str, str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,11 @@ from botocore_oracle import boto3_s3, botocore_request
 from sagemaker_async.local import _moto_complete, _moto_stream
 from sagemaker_async.local._http import Request, Response
 from sagemaker_async.local._s3backend import MotoBackend, _is_completion
-from test_local_big_upload import CLI, MIB, _peak_rss, _s3, _stored_sha256, _write_body
+from test_local_big_upload import MIB, _peak_rss, _stored_sha256, _write_body, serving_in_a_process
 from test_local_moto_routing import HOST, as_request
-from test_local_support import warm_moto
+from test_local_support import backend_fixture, warm_moto
 
-__all__ = ["warm_moto"]
+__all__ = ["backend_fixture", "warm_moto"]
 
 PARTS = (os.urandom(5 * MIB), os.urandom(100 * 1024))  # a full part, then a short last one
 
@@ -36,16 +35,6 @@ def signed(operation: str, **params: Any) -> Request:
     return as_request(
         botocore_request(boto3_s3("us-east-1", endpoint_url=f"http://{HOST}"), operation, **params)
     )
-
-
-@pytest.fixture
-async def backend() -> Any:
-    moto = MotoBackend()
-    await moto.start()
-    try:
-        yield moto
-    finally:
-        await moto.aclose()
 
 
 async def upload_parts(
@@ -201,30 +190,43 @@ async def test_a_200_mib_multipart_upload_costs_the_server_little_memory(tmp_pat
     size = 200 * MIB
     source = tmp_path / "big.bin"
     expected = await asyncio.to_thread(_write_body, source, size)
-    process = await asyncio.create_subprocess_exec(
-        *CLI, "local", "serve", "--endpoint", "e=sagemaker_async.local.demo_models:echo_upper",
-        "--isolation", "in-process",
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        first = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().strip()
-        s3 = _s3(first.split("=", 1)[1])
-        await asyncio.to_thread(s3.create_bucket, Bucket="big")
+    async with serving_in_a_process(tmp_path) as (pid, s3):
         config = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB)
         # Warm every path first (a small multipart upload): the baseline is the peak of
         # everything but the big object.
         warm = tmp_path / "warm.bin"
         await asyncio.to_thread(_write_body, warm, 17 * MIB)
         await asyncio.to_thread(s3.upload_file, str(warm), "big", "warm", Config=config)
-        baseline = _peak_rss(process.pid)
+        baseline = _peak_rss(pid)
         await asyncio.to_thread(s3.upload_file, str(source), "big", "large", Config=config)
-        growth = _peak_rss(process.pid) - baseline
+        growth = _peak_rss(pid) - baseline
         # Parts in flight cost memory by the part (ten of 8 MiB here: 40-75 MiB measured,
         # more under coverage); the object must cost none: moto's in-memory assembly
         # grew it 454 MiB, over twice the object.
         assert growth < 128 * MIB, f"the server's peak RSS grew {growth / MIB:.0f} MiB"
         assert await asyncio.to_thread(_stored_sha256, s3, "big", "large") == expected
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 10)
+
+
+@pytest.mark.usefixtures("warm_moto")
+async def test_a_completion_answered_200_without_storing_the_object_is_an_error(
+    backend: MotoBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If moto (another release, say) answered 200 without creating the key that adopts the
+    assembled object, the client must not be told its upload is stored."""
+    from moto.s3.models import S3Backend
+
+    bucket = f"mpc-{uuid.uuid4().hex[:12]}"
+    assert (await backend.handle(signed("create_bucket", Bucket=bucket))).status == 200
+    upload_id, done = await upload_parts(backend, bucket, "k", PARTS)
+    put_object = S3Backend.put_object
+
+    def stores_a_value_of_its_own(
+        self: Any, bucket_name: str, key: str, value: bytes, **kw: Any
+    ) -> Any:
+        return put_object(self, bucket_name, key, b"not the parts", **kw)
+
+    monkeypatch.setattr(S3Backend, "put_object", stores_a_value_of_its_own)
+    answer = await complete(backend, bucket, "k", upload_id, done)
+    assert answer.status == 500
+    assert b"<Code>InternalError</Code>" in answer.body
+    assert getattr(_moto_stream._local, "pending", None) is None  # the spool was closed

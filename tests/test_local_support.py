@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -42,6 +43,17 @@ def warm_moto() -> None:
         await backend.aclose()
 
     asyncio.run(warm())
+
+
+@pytest.fixture(name="backend")
+async def backend_fixture() -> AsyncIterator[MotoBackend]:
+    """A started ``MotoBackend`` (moto's S3 in-process), closed after the test."""
+    backend = MotoBackend()
+    await backend.start()
+    try:
+        yield backend
+    finally:
+        await backend.aclose()
 
 
 def client_for(local: LocalEndpoint, **kwargs: Any) -> AsyncInferenceClient:
